@@ -1,0 +1,17 @@
+"""Generator networks that predict chroma (Lab a/b) from luminance, behind one registry."""
+
+from filmcolor.models.base import ChromaModel, ModelCfg
+from filmcolor.models.registry import create_model, get_model_cfg, list_models, register_model
+
+# Importing the architecture modules registers them.
+from filmcolor.models import effunet as _effunet  # noqa: E402,F401
+from filmcolor.models import tiny as _tiny  # noqa: E402,F401
+
+__all__ = [
+    "ChromaModel",
+    "ModelCfg",
+    "create_model",
+    "get_model_cfg",
+    "list_models",
+    "register_model",
+]

