@@ -36,7 +36,7 @@ def register_model(cfg: ModelCfg) -> Callable[[Callable[..., ChromaModel]], Call
 
 def list_models(include_test: bool = False) -> list[ModelCfg]:
     """Registered model configs, sorted by name (test-only models hidden unless asked)."""
-    return [c for _, c in sorted(_REGISTRY.items()) if include_test or not c.test_only]
+    return [c for _, (_, c) in sorted(_REGISTRY.items()) if include_test or not c.test_only]
 
 
 def get_model_cfg(name: str) -> ModelCfg:

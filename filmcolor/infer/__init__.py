@@ -1,0 +1,1 @@
+"""Batched inference: frames in, frames with model chroma out."""

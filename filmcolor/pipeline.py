@@ -1,0 +1,188 @@
+"""The one place the stages are wired together.
+
+    frames = decode(src)                     # bounded background thread
+    frames = scenecut.annotate(frames)       # marks frame.scene_start
+    frames = colorizer(frames)               # batched model -> frame.ab
+    frames = smoother(frames)                # a/b over time, never across a cut
+    frames = merge_video(frames)             # Cb/Cr for the source's own luma plane
+    encode(frames, tmp_video, info)          # the sink pulls everything through
+    run_remux(...)                           # original audio/subtitles copied
+
+Outputs are written under a temporary name beside the final path and renamed only once complete
+and verified, so an error or Ctrl-C never leaves a half-written file at the output path.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+
+from filmcolor._progress import Progress, logging_redirect
+from filmcolor.config import RunConfig, default_output
+from filmcolor.errors import OutputError, SourceOpenError
+from filmcolor.frames import Frame
+
+logger = logging.getLogger("filmcolor")
+
+
+@dataclass
+class RunSummary:
+    """What a run did (printed by the CLI as one line)."""
+
+    output: Path
+    frames: int
+    seconds: float
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+    def __str__(self) -> str:
+        return f"{self.frames} frames in {self.seconds:.1f} s ({self.fps:.2f} fps) -> {self.output}"
+
+
+def build_colorizer(cfg: RunConfig):  # -> Colorizer (lazy torch import keeps the CLI fast)
+    """Model + device + batching from the run settings."""
+    from filmcolor.infer.colorize import Colorizer
+    from filmcolor.models import create_model
+    from filmcolor.models.registry import DEFAULT_MODEL
+
+    model = create_model(cfg.model or DEFAULT_MODEL, weights=cfg.weights)
+    return Colorizer(model, cfg.device, cfg.batch_size, cfg.render_size)
+
+
+def temp_path(final: Path, tag: str = "tmp") -> Path:
+    """A hidden sibling of ``final`` with the same suffix (so muxers pick the same container)."""
+    return final.with_name(f".{final.stem}.{tag}-{os.getpid()}{final.suffix}")
+
+
+def check_output(out: Path, overwrite: bool, is_dir: bool = False) -> None:
+    """Refuse to overwrite, and fail early on an unwritable destination.
+
+    Raises:
+        OutputError: exists without ``overwrite``, or its folder is missing/unwritable.
+    """
+    if out.exists() and not overwrite and not is_dir:
+        raise OutputError(f"output exists: {out} (use --overwrite to replace it)")
+    parent = out if is_dir and out.exists() else out.parent
+    if not parent.exists():
+        raise OutputError(f"output folder does not exist: {parent}")
+    if not os.access(parent, os.W_OK):
+        raise OutputError(f"cannot write to {parent}: permission denied")
+
+
+@contextlib.contextmanager
+def atomic_output(final: Path) -> Iterator[Path]:
+    """Yield a temporary path; rename it to ``final`` on success, delete it on any failure."""
+    tmp = temp_path(final)
+    try:
+        yield tmp
+        os.replace(tmp, final)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+
+
+def video_stages(frames: Iterator[Frame], cfg: RunConfig, colorizer) -> Iterator[Frame]:
+    """decode output -> scene cuts -> model -> smoothing -> merge (shared by runs and previews)."""
+    from filmcolor.infer.merge import merge_video
+    from filmcolor.temporal.scenecut import SceneCutDetector
+    from filmcolor.temporal.smoothing import ChromaSmoother
+
+    if cfg.scene_detect:
+        frames = SceneCutDetector().annotate(frames)
+    frames = colorizer(frames)
+    if cfg.smoothing > 0:
+        frames = ChromaSmoother.from_strength(cfg.smoothing)(frames)
+    return merge_video(frames)
+
+
+def colorize_video(cfg: RunConfig, src: Path, out: Path, info) -> RunSummary:
+    """Colour a whole video file into ``out`` (audio and subtitles copied)."""
+    from filmcolor.io.decode import decode
+    from filmcolor.io.encode import encode
+    from filmcolor.io.remux import build_remux_args, ffmpeg_exe, run_remux, verify_output
+
+    colorizer = build_colorizer(cfg)
+    t0 = time.perf_counter()
+    progress = Progress(info.frame_count, enabled=not cfg.quiet)
+    video_tmp = temp_path(out, "video").with_suffix(".mkv")
+    try:
+        with logging_redirect(not cfg.quiet):
+            frames = progress(video_stages(decode(src), cfg, colorizer))
+            encode(frames, video_tmp, info, codec=cfg.codec, crf=cfg.crf, preset=cfg.preset)
+        progress.close()
+        with atomic_output(out) as tmp:
+            run_remux(build_remux_args(video_tmp, src, tmp, info, ffmpeg=ffmpeg_exe()))
+            verify_output(tmp, progress.count, info.duration)
+    finally:
+        progress.close()
+        with contextlib.suppress(FileNotFoundError):
+            video_tmp.unlink()
+    return RunSummary(out, progress.count, time.perf_counter() - t0)
+
+
+def _write_image(path: Path, rgb) -> None:
+    ok = cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise OutputError(f"cannot write image {path}")
+
+
+def colorize_images(cfg: RunConfig, pairs: list[tuple[Path, Path]]) -> RunSummary:
+    """Colour still images (one or a folder's worth); each output written atomically."""
+    from filmcolor.infer.merge import merge_rgb
+    from filmcolor.io.decode import decode_image
+
+    colorizer = build_colorizer(cfg)
+    t0 = time.perf_counter()
+    progress = Progress(len(pairs), enabled=not cfg.quiet and len(pairs) > 1, desc="images")
+    # Stills differ in size, so each goes through the model on its own.
+    with logging_redirect(not cfg.quiet):
+        for src, dst in progress(iter(pairs)):
+            frame = colorizer.colorize_batch([decode_image(src)])[0]
+            with atomic_output(dst) as tmp:
+                _write_image(tmp, merge_rgb(frame))
+    progress.close()
+    out = pairs[0][1] if len(pairs) == 1 else pairs[0][1].parent
+    return RunSummary(out, len(pairs), time.perf_counter() - t0)
+
+
+def run(cfg: RunConfig) -> RunSummary:
+    """Colour ``cfg.input`` (video, image or folder of images) into ``cfg.output``.
+
+    Raises:
+        FilmcolorError: any input, model, output or encoding problem (one-line message).
+    """
+    from filmcolor.io.probe import list_images, probe
+
+    src = Path(cfg.input)
+    if src.is_dir():
+        images = list_images(src)
+        if not images:
+            raise SourceOpenError(f"no images found in folder {src}")
+        out_dir = Path(cfg.output) if cfg.output else default_output(src, "folder")
+        check_output(out_dir, cfg.overwrite, is_dir=True)
+        out_dir.mkdir(exist_ok=True)
+        pairs = [(p, out_dir / p.name) for p in images]
+        existing = [d for _, d in pairs if d.exists()]
+        if existing and not cfg.overwrite:
+            raise OutputError(
+                f"{len(existing)} output image(s) exist in {out_dir}, e.g. {existing[0].name} "
+                "(use --overwrite to replace them)"
+            )
+        return colorize_images(cfg, pairs)
+    info = probe(src)
+    out = Path(cfg.output) if cfg.output else default_output(src, info.kind)
+    if out.resolve() == src.resolve():
+        raise OutputError(f"output would overwrite the input {src}")
+    check_output(out, cfg.overwrite)
+    if info.kind == "image":
+        return colorize_images(cfg, [(src, out)])
+    return colorize_video(cfg, src, out, info)
