@@ -184,7 +184,7 @@ class Trainer:
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), 5.0)
         self.opt.step()
         self.step += 1
-        parts["loss"] = float(loss)
+        parts["loss"] = float(loss.detach())
         return parts
 
     def fit(self, show_progress: bool = True) -> None:

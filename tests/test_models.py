@@ -1,0 +1,73 @@
+"""Model registry, a/b bins, random-init forward passes (timm's recipe) and weights errors."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from filmcolor.errors import ModelNotFoundError, WeightsError
+from filmcolor.models import create_model, list_models
+from filmcolor.models.abbins import ABBins
+
+
+@pytest.mark.parametrize("name", [c.name for c in list_models(include_test=True)])
+def test_random_init_forward(name):
+    model = create_model(name, pretrained=False)
+    x = torch.rand(2, 1, 64, 96) * 100
+    with torch.inference_mode():
+        ab = model.predict_ab(x)
+    assert ab.shape[:2] == (2, 2)
+    assert ab.shape[-1] / ab.shape[-2] == pytest.approx(96 / 64)
+    assert not torch.isnan(ab).any()
+    assert float(ab.abs().max()) < 128
+
+
+def test_default_model_is_not_test_only():
+    from filmcolor.models.registry import DEFAULT_MODEL, get_model_cfg
+
+    assert not get_model_cfg(DEFAULT_MODEL).test_only
+    assert DEFAULT_MODEL in [c.name for c in list_models()]
+    assert "tiny" not in [c.name for c in list_models()]
+
+
+def test_unknown_model():
+    with pytest.raises(ModelNotFoundError, match="unknown model 'nope'"):
+        create_model("nope")
+
+
+def test_bins_cover_gamut_only():
+    bins = ABBins()
+    assert 150 < bins.num_bins < 484  # the 22x22 grid minus out-of-gamut corners
+    assert float(bins.centres.abs().max()) <= 105
+
+
+def test_encode_decode_round_trip():
+    bins = ABBins(sigma=5.0)
+    ab = torch.tensor([[12.0, -30.0], [-40.0, 55.0], [0.0, 0.0]]).T.reshape(1, 2, 3, 1)
+    target = bins.encode(ab)
+    torch.testing.assert_close(target.sum(1), torch.ones(1, 3, 1))
+    # The mean of the soft label is close to the true colour; logits = log(target) decode to it.
+    dec = bins.decode(torch.log(target + 1e-12), temperature=1.0)
+    torch.testing.assert_close(dec, ab, atol=2.0, rtol=0)
+
+
+def test_annealed_mean_is_more_saturated():
+    bins = ABBins()
+    logits = torch.randn(1, bins.num_bins, 4, 4)
+    logits[:, bins.nearest(torch.tensor([60.0, 40.0]).view(1, 2, 1, 1)).item()] += 3
+    hot = bins.decode(logits, temperature=0.2).norm(dim=1).mean()
+    mean = bins.decode(logits, temperature=1.0).norm(dim=1).mean()
+    assert hot > mean
+
+
+def test_wrong_weights_file(tmp_path):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a weights file")
+    with pytest.raises(WeightsError, match="not a PyTorch weights file"):
+        create_model("tiny", weights=bad)
+    with pytest.raises(WeightsError, match="not found"):
+        create_model("tiny", weights=tmp_path / "missing.pt")
+    other = tmp_path / "other.pt"
+    torch.save({"arch": "tiny", "state_dict": {"x": torch.zeros(1)}}, other)
+    with pytest.raises(WeightsError, match="do not fit"):
+        create_model("tiny", weights=other)

@@ -1,0 +1,97 @@
+"""Training: loss, augmentation, one step lowers the loss, exact resume."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from filmcolor.models import create_model
+from filmcolor.models.abbins import ABBins
+from filmcolor.training.augment import film_grey
+from filmcolor.training.loss import colorization_loss, rebalance_weights
+from filmcolor.training.trainer import Trainer, TrainConfig, export_weights
+
+
+def _images(n=6, seed=0):
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        img = np.zeros((80, 96, 3), np.uint8)
+        img[:40] = rng.integers(0, 255, 3)  # two flat colour regions: learnable
+        img[40:] = rng.integers(0, 255, 3)
+        out.append(img)
+    return {"train": out, "val": [], "train_names": [], "val_names": []}
+
+
+def _trainer(tmp_path, **kw):
+    torch.manual_seed(0)
+    model = create_model("filmcolor-lite0", pretrained=False)
+    cfg = TrainConfig(run_dir=str(tmp_path), batch_size=2, crop=64, steps=4, warmup=1, **kw)
+    t = Trainer(cfg, model)
+    t.load_data(_images())
+    return t
+
+
+def test_rebalance_weights_expectation_one():
+    prior = torch.tensor([0.7, 0.2, 0.1])
+    w = rebalance_weights(prior, lam=0.5, alpha=1.0)
+    assert float((prior * w).sum()) == pytest.approx(1.0)
+    assert w[2] > w[1] > w[0]  # rare colours weigh more
+
+
+def test_loss_is_lower_for_right_colour():
+    bins = ABBins()
+    ab = torch.full((1, 2, 4, 4), 30.0)
+    right = torch.log(bins.encode(ab) + 1e-6)
+    wrong = torch.log(bins.encode(-ab) + 1e-6)
+    l_right, _ = colorization_loss(right, ab, bins, None)
+    l_wrong, _ = colorization_loss(wrong, ab, bins, None)
+    assert float(l_right) < float(l_wrong)
+
+
+def test_film_grey_orthochromatic_darkens_red():
+    red = torch.zeros(64, 3, 16, 16)
+    red[:, 0] = 1.0
+    g0 = film_grey(red, torch.Generator().manual_seed(0), strength=0.0)
+    assert g0.shape == (64, 1, 16, 16)
+    # Strength 0 is the plain luminance grey of pure red (CIE Y 0.2126 -> sRGB ~0.50).
+    assert float(g0.mean()) == pytest.approx(0.498, abs=0.01)
+    g1 = film_grey(red, torch.Generator().manual_seed(0), strength=1.0)
+    assert float(g1.amin(dim=(1, 2, 3)).min()) < 0.3  # some samples are red-blind film
+    assert 0.0 <= float(g1.min()) and float(g1.max()) <= 1.0
+
+
+def test_one_step_lowers_loss_on_tiny_batch(tmp_path):
+    t = _trainer(tmp_path, lr=3e-3, encoder_lr=1e-3)
+    t.cfg.seed = 0
+    losses = []
+    for _ in range(6):
+        t.step = 0  # same batch each time: the loss on it must go down
+        losses.append(t.train_step()["loss"])
+    assert losses[-1] < losses[0]
+
+
+def test_resume_gives_identical_next_step(tmp_path):
+    a = _trainer(tmp_path / "a")
+    a.train_step()
+    a.train_step()
+    a.save()
+    expected = a.train_step()
+    b = _trainer(tmp_path / "a")  # a fresh process would build it the same way
+    assert b.try_resume() and b.step == 2
+    got = b.train_step()
+    assert got["loss"] == pytest.approx(expected["loss"], rel=1e-5)
+    for (k, va), vb in zip(a.model.state_dict().items(), b.model.state_dict().values()):
+        torch.testing.assert_close(va, vb, msg=k)
+
+
+def test_export_is_fp16_and_loads(tmp_path):
+    t = _trainer(tmp_path)
+    path = tmp_path / "w.pt"
+    export_weights(t.model, path)
+    state = torch.load(path, weights_only=True)
+    assert state["arch"] == "filmcolor-lite0"
+    assert state["state_dict"]["head.weight"].dtype == torch.float16
+    m = create_model("filmcolor-lite0", weights=path)
+    torch.testing.assert_close(m.head.weight, t.model.head.weight.half().float())
