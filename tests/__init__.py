@@ -1,0 +1,1 @@
+"""filmcolor test suite (a package, so helpers import as ``tests.media``)."""
