@@ -388,6 +388,11 @@ def test_frechet_features_and_distance(frechet_features: FrechetFeatures) -> Non
     feats_cool = frechet_features(iter(cool))  # any iterable, consumed batch by batch
     assert feats_warm.shape == (5, FEATURE_DIM)
     assert np.isfinite(feats_warm).all()
+    # One image gives one vector; a stacked array is a set.
+    single = frechet_features(warm[0])
+    assert single.shape == (FEATURE_DIM,)
+    np.testing.assert_allclose(single, feats_warm[0], rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(frechet_features(np.stack(warm)), feats_warm, rtol=1e-5, atol=1e-5)
 
     same = frechet_distance(feats_warm, feats_warm)
     different = frechet_distance(feats_warm, feats_cool)

@@ -105,16 +105,22 @@ class FrechetFeatures:
             )
         return (x.clamp(0.0, 1.0) * 2.0 - 1.0).to(self.device)
 
-    def __call__(self, images: Iterable[np.ndarray]) -> np.ndarray:
-        """Features of a set of images.
+    def __call__(self, images: np.ndarray | Iterable[np.ndarray]) -> np.ndarray:
+        """Features of one image or of a set of images.
 
         Args:
-            images: RGB images ``(H, W, 3)``, uint8 or float in [0, 1]; any iterable, consumed one
-                batch at a time.
+            images: one RGB image ``(H, W, 3)``, a stack ``(N, H, W, 3)``, or any iterable of
+                RGB images (consumed one batch at a time); uint8 or float in [0, 1]. Pass sets
+                rather than single images where possible: batches are much faster.
 
         Returns:
-            ``(N, 320)`` float64 array, one row per image.
+            ``(320,)`` for a single image, otherwise ``(N, 320)``; float64.
         """
+        if isinstance(images, np.ndarray) and images.ndim == 3:
+            return self._extract([images])[0]
+        return self._extract(images)
+
+    def _extract(self, images: Iterable[np.ndarray]) -> np.ndarray:
         out: list[np.ndarray] = []
         with torch.inference_mode():
             for batch in self._batches(images):
