@@ -67,13 +67,8 @@ WarpReduction = Literal["sum", "mean"]
 def _histograms(frame: np.ndarray) -> np.ndarray:
     """Per-channel 256-bin histograms of an RGB frame, each normalised by H * W: ``(3, 256)``."""
     u8 = _uint8(frame, "frame")
-    n = u8.shape[0] * u8.shape[1]
-    return (
-        np.stack([np.bincount(u8[..., c].ravel(), minlength=256) for c in range(3)]).astype(
-            np.float64
-        )
-        / n
-    )
+    counts = np.stack([np.bincount(u8[..., c].ravel(), minlength=256) for c in range(3)])
+    return counts.astype(np.float64) / (u8.shape[0] * u8.shape[1])
 
 
 def _js_divergence(p: np.ndarray, q: np.ndarray) -> np.ndarray:
