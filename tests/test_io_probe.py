@@ -153,3 +153,15 @@ def test_muxer_for(name: str, muxer: str) -> None:
 def test_muxer_for_unknown() -> None:
     with pytest.raises(ValueError, match="unknown video container"):
         muxer_for("film.xyz")
+
+
+def test_committed_sample() -> None:
+    """samples/sample.mp4 is what make_samples.py promises (regenerate it if this fails)."""
+    sample = Path(__file__).resolve().parents[1] / "samples" / "sample.mp4"
+    if not sample.exists():
+        pytest.fail(f"{sample} is missing: run `python samples/make_samples.py`")
+    assert sample.stat().st_size < 1_000_000
+    info = probe(sample)
+    assert (info.width, info.height) == (640, 360)
+    assert info.frame_rate == Fraction(24000, 1001) and info.frame_count == 168
+    assert [s.codec for s in info.audio_streams] == ["aac"]
