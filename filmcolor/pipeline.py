@@ -113,15 +113,17 @@ def colorize_video(cfg: RunConfig, src: Path, out: Path, info) -> RunSummary:
     colorizer = build_colorizer(cfg)
     t0 = time.perf_counter()
     progress = Progress(info.frame_count, enabled=not cfg.quiet)
-    video_tmp = temp_path(out, "video").with_suffix(".mkv")
+    # MP4 keeps the source time base exactly (MKV would round timestamps to 1 ms).
+    video_tmp = temp_path(out, "video").with_suffix(".mp4")
     try:
         with logging_redirect(not cfg.quiet):
             frames = progress(video_stages(decode(src), cfg, colorizer))
-            encode(frames, video_tmp, info, codec=cfg.codec, crf=cfg.crf, preset=cfg.preset)
+            stats = encode(frames, video_tmp, info, codec=cfg.codec, crf=cfg.crf, preset=cfg.preset)
         progress.close()
         with atomic_output(out) as tmp:
             run_remux(build_remux_args(video_tmp, src, tmp, info, ffmpeg=ffmpeg_exe()))
-            verify_output(tmp, progress.count, info.duration)
+            # Verify against what was encoded: a container's duration may include longer audio.
+            verify_output(tmp, stats.frames, stats.duration)
     finally:
         progress.close()
         with contextlib.suppress(FileNotFoundError):

@@ -1,0 +1,217 @@
+"""Speed and memory of filmcolor on this machine, against plain FFmpeg in the same run.
+
+    python pipelines/benchmark.py                 # full: 20 s and 120 s 640x480 clips
+    python pipelines/benchmark.py --quick         # 8 s clip, no 120 s RSS run
+
+Prints: end-to-end fps of ``filmcolor`` (default model, default settings); the same clip
+transcoded by ``ffmpeg -c:v libx264`` at the same preset/crf in the same run and the ratio of the
+two; the per-stage time split (decode / scene cuts / model / smoothing / merge / encode / remux);
+the model alone in ms per frame at render size 256, batch 8; and the peak RSS of whole runs on a
+20 s and a 120 s clip (each in a fresh process) and their ratio. Machines are shared and noisy:
+compare ratios from one run, not absolute numbers across runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+RATE = Fraction(24000, 1001)
+
+
+def make_clip(path: Path, seconds: float, width: int = 640, height: int = 480, seed: int = 0) -> None:
+    """A synthetic grey 'film' with motion, grain, a cut every 5 s and an AAC sound track."""
+    import av
+
+    rng = np.random.default_rng(seed)
+    n = int(round(seconds * RATE))
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    with av.open(str(path), "w") as c:
+        vs = c.add_stream("libx264", rate=RATE)
+        vs.width, vs.height, vs.pix_fmt = width, height, "yuv420p"
+        vs.options = {"preset": "ultrafast", "crf": "20"}
+        au = c.add_stream("aac", rate=48000)
+        au.layout = "stereo"
+        shot_len = int(5 * RATE)
+        for i in range(n):
+            shot, t = divmod(i, shot_len)
+            r = np.random.default_rng(shot)
+            fx, fy, ph = r.uniform(0.005, 0.03), r.uniform(0.005, 0.03), r.uniform(0, 6)
+            base = 0.5 + 0.25 * np.sin(xx * fx + yy * fy + ph + 0.05 * t)
+            cx = (width * 0.2 + 4 * t) % width
+            cy = height * (0.3 + 0.4 * r.random())
+            disc = ((xx - cx) ** 2 + (yy - cy) ** 2) < (40 + 30 * r.random()) ** 2
+            img = np.where(disc, 0.15 + 0.7 * r.random(), base)
+            img = img * (1 + 0.04 * rng.standard_normal()) + 0.02 * rng.standard_normal(img.shape)
+            frame = av.VideoFrame.from_ndarray((np.clip(img, 0, 1) * 255).astype(np.uint8), format="gray")
+            frame.pts = i
+            for p in vs.encode(frame):
+                c.mux(p)
+        for p in vs.encode():
+            c.mux(p)
+        samples = int(seconds * 48000)
+        tt = np.arange(samples) / 48000
+        tone = (0.2 * np.sin(2 * np.pi * 440 * tt)).astype(np.float32)
+        for k in range(0, samples, 1024):
+            chunk = np.stack([tone[k : k + 1024]] * 2)
+            af = av.AudioFrame.from_ndarray(np.ascontiguousarray(chunk), format="fltp", layout="stereo")
+            af.sample_rate, af.pts = 48000, k
+            for p in au.encode(af):
+                c.mux(p)
+        for p in au.encode():
+            c.mux(p)
+
+
+def ffmpeg_transcode(src: Path, dst: Path, preset: str, crf: int) -> float:
+    from filmcolor.io.remux import ffmpeg_exe
+
+    args = [ffmpeg_exe(), "-y", "-v", "error", "-i", str(src), "-map", "0:v:0", "-map", "0:a?",
+            "-c:v", "libx264", "-preset", preset, "-crf", str(crf), "-pix_fmt", "yuv420p",
+            "-c:a", "copy", str(dst)]
+    t = time.perf_counter()
+    subprocess.run(args, check=True)
+    return time.perf_counter() - t
+
+
+class Timed:
+    """Wraps an iterator; accumulates the wall time spent inside its ``next()`` (incl. upstream)."""
+
+    def __init__(self, it, name: str, stats: dict) -> None:
+        self.it, self.name, self.stats = it, name, stats
+        stats[name] = 0.0
+
+    def __iter__(self):
+        while True:
+            t = time.perf_counter()
+            try:
+                x = next(self.it)
+            except StopIteration:
+                self.stats[self.name] += time.perf_counter() - t
+                return
+            self.stats[self.name] += time.perf_counter() - t
+            yield x
+
+
+def staged_run(src: Path, out: Path, cfg) -> dict:
+    """The pipeline's stages by hand, timing each (self time = own time minus upstream's)."""
+    from filmcolor.infer.merge import merge_video
+    from filmcolor.io.decode import decode
+    from filmcolor.io.encode import encode
+    from filmcolor.io.probe import probe
+    from filmcolor.io.remux import build_remux_args, ffmpeg_exe, run_remux
+    from filmcolor.pipeline import build_colorizer
+    from filmcolor.temporal.scenecut import SceneCutDetector
+    from filmcolor.temporal.smoothing import ChromaSmoother
+
+    info = probe(src)
+    colorizer = build_colorizer(cfg)
+    st: dict = {}
+    count = [0]
+
+    def counted(it):
+        for f in it:
+            count[0] += 1
+            yield f
+
+    t0 = time.perf_counter()
+    s = iter(Timed(decode(src), "decode", st))
+    s = iter(Timed(SceneCutDetector().annotate(s), "scenecut", st))
+    s = iter(Timed(colorizer(s), "model", st))
+    s = iter(Timed(ChromaSmoother.from_strength(cfg.smoothing)(s), "smoothing", st))
+    s = iter(Timed(merge_video(s), "merge", st))
+    video = out.with_suffix(".video.mp4")
+    encode(counted(s), video, info, codec=cfg.codec, crf=cfg.crf, preset=cfg.preset)
+    t_enc = time.perf_counter() - t0
+    t = time.perf_counter()
+    run_remux(build_remux_args(video, src, out, info, ffmpeg=ffmpeg_exe()))
+    t_remux = time.perf_counter() - t
+    total = time.perf_counter() - t0
+    order = ["decode", "scenecut", "model", "smoothing", "merge"]
+    self_t = {}
+    prev = 0.0
+    for k in order:
+        self_t[k] = st[k] - prev
+        prev = st[k]
+    self_t["encode"] = t_enc - prev
+    self_t["remux"] = t_remux
+    return {"frames": count[0], "seconds": total, "fps": count[0] / total, "stages_s": self_t}
+
+
+def model_ms_per_frame(size: int = 256, batch: int = 8, reps: int = 5) -> float:
+    import torch
+
+    from filmcolor.infer.colorize import Colorizer
+    from filmcolor.models import create_model
+
+    col = Colorizer(create_model(), "cpu", batch, size)
+    x = torch.rand(batch, 1, size, size) * 100
+    col.predict(x)
+    t = time.perf_counter()
+    for _ in range(reps):
+        col.predict(x)
+    return (time.perf_counter() - t) / reps / batch * 1000
+
+
+RSS_CHILD = """
+import resource, sys, filmcolor
+filmcolor.colorize(sys.argv[1], sys.argv[2], overwrite=True)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+def peak_rss_mb(src: Path, dst: Path) -> float:
+    out = subprocess.run([sys.executable, "-c", RSS_CHILD, str(src), str(dst)], check=True,
+                         capture_output=True, text=True).stdout
+    return int(out.strip().splitlines()[-1]) / 1024.0
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="8 s clip only, no 120 s RSS run")
+    ap.add_argument("--seconds", type=float, default=20.0)
+    ap.add_argument("--long-seconds", type=float, default=120.0)
+    ap.add_argument("--json", type=Path, help="also write the figures here")
+    args = ap.parse_args(argv)
+    from filmcolor.config import RunConfig
+
+    res: dict = {}
+    with tempfile.TemporaryDirectory() as td:
+        tdp = Path(td)
+        secs = 8.0 if args.quick else args.seconds
+        clip = tdp / "clip.mp4"
+        make_clip(clip, secs)
+        cfg = RunConfig(input=clip, quiet=True)
+        res["model_ms_per_frame_256_b8"] = model_ms_per_frame()
+        res["ffmpeg_s"] = ffmpeg_transcode(clip, tdp / "ff.mp4", cfg.preset, cfg.crf)
+        ours = staged_run(clip, tdp / "ours.mp4", cfg)
+        res["ours"] = ours
+        res["ffmpeg_fps"] = ours["frames"] / res["ffmpeg_s"]
+        res["ratio_vs_ffmpeg"] = ours["fps"] / res["ffmpeg_fps"]
+        print(f"clip: 640x480, {secs:.0f} s, {ours['frames']} frames at 24000/1001 fps, preset {cfg.preset}, crf {cfg.crf}")
+        print(f"model alone (render 256, batch 8): {res['model_ms_per_frame_256_b8']:.1f} ms/frame")
+        print(f"ffmpeg -c:v libx264: {res['ffmpeg_fps']:.1f} fps")
+        print(f"filmcolor end to end: {ours['fps']:.2f} fps  -> ratio {res['ratio_vs_ffmpeg']:.3f}x (target >= 0.10x)")
+        tot = sum(ours["stages_s"].values())
+        print("stages: " + ", ".join(f"{k} {v:.1f} s ({100 * v / tot:.0f}%)" for k, v in ours["stages_s"].items()))
+        if not args.quick:
+            long_clip = tdp / "long.mp4"
+            make_clip(long_clip, args.long_seconds, seed=1)
+            r20 = peak_rss_mb(clip, tdp / "r20.mp4")
+            r120 = peak_rss_mb(long_clip, tdp / "r120.mp4")
+            res.update(rss_20s_mb=r20, rss_120s_mb=r120, rss_ratio=r120 / r20)
+            print(f"peak RSS: {secs:.0f} s clip {r20:.0f} MB, {args.long_seconds:.0f} s clip {r120:.0f} MB -> ratio {r120 / r20:.3f} (target <= 1.15)")
+    if args.json:
+        args.json.write_text(json.dumps(res, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
