@@ -1,13 +1,17 @@
 """Measure chroma smoothing on synthetic shots: flicker, accuracy, ghosting, cuts and speed.
 
 Not a test: a study whose table is copied into :mod:`filmcolor.temporal.smoothing`'s docstring
-to justify the defaults. Everything is generated in memory, nothing is read or written.
+to justify the defaults. Everything is generated in memory, nothing is written.
 
 The synthetic film: each shot is a grain-textured grey background with a few discs of other
 greys moving across it, with whole-frame exposure flicker and grain. The fake "model" a/b is a
 fixed colour per disc over a smooth per-shot background colour field (the truth) plus per-frame
 jitter (a global offset, a smooth random field and per-pixel noise) that stands for a
 colouriser's flicker. Several shots are joined with hard cuts.
+
+With ``--clips DIR`` it also runs on real colour clips (first 80 frames of each ``*.mp4``): their
+own Lab a/b at 64x48 is the truth, the same jitter is added, and the luma is the clip's BT.601
+luma. That checks the luma weights against real motion (no cuts there, no timing).
 
 Methods compared: no smoothing; a causal EMA reset at cuts (a few alphas, plain and with a
 luma-adaptive alpha); :class:`~filmcolor.temporal.smoothing.ChromaSmoother` (a few radii and
@@ -18,6 +22,7 @@ Usage::
 
     python pipelines/temporal_study.py            # full table (about a minute on 2 cores)
     python pipelines/temporal_study.py --quick    # fewer shots, for a smoke run
+    python pipelines/temporal_study.py --clips ../shared/data/clips/colour
 """
 
 from __future__ import annotations
@@ -28,6 +33,8 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from itertools import pairwise
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -55,6 +62,15 @@ def _smooth_field(rng: np.random.Generator, h: int, w: int, sigma: float) -> np.
     """Zero-mean, unit-std random field with a Gaussian correlation length of ``sigma`` px."""
     f = cv2.GaussianBlur(rng.standard_normal((h, w)).astype(np.float32), (0, 0), sigma)
     return (f - f.mean()) / (f.std() + 1e-6)
+
+
+def jitter(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+    """A colouriser's per-frame error, shape ``(2, h, w)``, in Lab units."""
+    return (
+        rng.normal(0, 4, size=(2, 1, 1))  # the whole frame's cast shifts
+        + 3 * np.stack([_smooth_field(rng, h, w, 6.0) for _ in "ab"])  # blotches
+        + rng.normal(0, 2, size=(2, h, w))  # pixel noise
+    )
 
 
 def make_clip(
@@ -114,17 +130,12 @@ def make_clip(
                 edge |= ring > 0.05
             gain = 1 + rng.uniform(-0.12, 0.12)  # exposure flicker
             luma = luma * gain + 0.03 * rng.standard_normal(luma.shape).astype(np.float32)
-            jitter = (
-                rng.normal(0, 4, size=(2, 1, 1))  # the whole frame's cast shifts
-                + 3 * np.stack([_smooth_field(rng, h, w, 6.0) for _ in "ab"])  # blotches
-                + rng.normal(0, 2, size=(2, h, w))  # pixel noise
-            )
             frames.append(
                 Frame(
                     index=len(frames),
                     luma=np.clip(luma, 0, 1).astype(np.float32),
                     scene_start=t == 0,
-                    ab=(ab + jitter).astype(np.float32),
+                    ab=(ab + jitter(rng, h, w)).astype(np.float32),
                 )
             )
             truth.append(ab.astype(np.float32))
@@ -144,7 +155,7 @@ def ema(
     """A causal EMA: ``out_t = a * ab_t + (1 - a) * out_{t-1}``, restarted at cuts.
 
     With ``adaptive``, ``a`` rises per pixel towards 1 where the (exposure-matched) luma changed
-    (REFERENCE's suggestion against ghosting), with the same 0.06 luma scale as the window.
+    (REFERENCE's suggestion against ghosting), with the same 0.08 luma scale as the window.
     ``reset=False`` ignores cuts: it shows what the "err@cut" column catches.
     """
 
@@ -162,7 +173,7 @@ def ema(
                 if adaptive:
                     assert prev_l is not None
                     gain = np.clip(np.median(small) / np.median(prev_l), 2 / 3, 1.5)
-                    change = 1 - np.exp(-((small - gain * prev_l) ** 2) / (2 * 0.06**2))
+                    change = 1 - np.exp(-((small - gain * prev_l) ** 2) / (2 * 0.08**2))
                     a = alpha + (1 - alpha) * change
                 out = a * f.ab + (1 - a) * prev_ab
             prev_ab, prev_l = out, small
@@ -247,8 +258,8 @@ def evaluate(clip: Clip, out: list[Frame]) -> tuple[float, float, float, float, 
         float(np.abs(o.ab - g)[:, e].sum()) for o, g, e in zip(out, clip.truth, clip.edges)
     )
     edge_n = sum(2 * int(e.sum()) for e in clip.edges)
-    cut = [np.abs(out[c].ab - out[c - 1].ab).mean() for c in clip.cuts]
-    near = [err[t] for c in clip.cuts for t in (c - 1, c)]
+    cut = [np.abs(out[c].ab - out[c - 1].ab).mean() for c in clip.cuts] or [np.nan]
+    near = [err[t] for c in clip.cuts for t in (c - 1, c)] or [np.nan]
     return (
         float(np.mean(flick)),
         float(np.mean(err)),
@@ -256,6 +267,22 @@ def evaluate(clip: Clip, out: list[Frame]) -> tuple[float, float, float, float, 
         float(np.mean(cut)),
         float(np.mean(near)),
     )
+
+
+Stage = Callable[[Iterator[Frame]], Iterator[Frame]]
+
+
+def methods() -> list[tuple[str, Stage]]:
+    """Every smoothing variant the study compares, by display name."""
+    out: list[tuple[str, Stage]] = [("none", ChromaSmoother(radius=0))]
+    out += [(f"EMA a={a}", ema(a)) for a in (0.5, 0.3, 0.2)]
+    out += [("EMA a=0.3 no reset at cuts", ema(0.3, reset=False))]
+    out += [(f"EMA a={a} luma-adaptive", ema(a, adaptive=True)) for a in (0.3, 0.2)]
+    out += [(f"window R={r} plain", ChromaSmoother(r, float("inf"))) for r in (2, 4)]
+    out += [(f"window R=4 s={sigma}", ChromaSmoother(4, sigma)) for sigma in (0.04, 0.08, 0.16)]
+    out += [(f"window R={r} s=0.08", ChromaSmoother(r, 0.08)) for r in (1, 2, 3, 6, 8)]
+    out += [(f"window R={r} s=0.08 DIS-flow", flow_window(r, 0.08)) for r in (2, 4)]
+    return out
 
 
 def run(quick: bool) -> list[Row]:
@@ -270,19 +297,8 @@ def run(quick: bool) -> list[Row]:
     shots, length = (2, 20) if quick else (4, 40)
     clip64 = make_clip(np.random.default_rng(0), (64, 48), shots, length)
     clip128 = make_clip(np.random.default_rng(1), (128, 96), 2, 20 if quick else 30)
-    methods: list[tuple[str, Callable[[Iterator[Frame]], Iterator[Frame]]]] = [
-        ("none", ChromaSmoother(radius=0))
-    ]
-    methods += [(f"EMA a={a}", ema(a)) for a in (0.5, 0.3, 0.2)]
-    methods += [("EMA a=0.3 no reset at cuts", ema(0.3, reset=False))]
-    methods += [(f"EMA a={a} luma-adaptive", ema(a, adaptive=True)) for a in (0.3, 0.2)]
-    methods += [(f"window R={r} plain", ChromaSmoother(r, float("inf"))) for r in (2, 4)]
-    for sigma in (0.03, 0.06, 0.12):
-        methods += [(f"window R=4 s={sigma}", ChromaSmoother(4, sigma))]
-    methods += [(f"window R={r} s=0.06", ChromaSmoother(r, 0.06)) for r in (1, 2, 3, 6, 8)]
-    methods += [(f"window R={r} s=0.06 DIS-flow", flow_window(r, 0.06)) for r in (2, 4)]
     rows = []
-    for name, stage in methods:
+    for name, stage in methods():
         frames = _copy(clip64.frames)
         t0 = time.perf_counter()
         out = list(stage(iter(frames)))
@@ -294,6 +310,69 @@ def run(quick: bool) -> list[Row]:
         rows.append(Row(name, *evaluate(clip64, out), ms64, ms128))
         logger.info("%s done", name)
     return rows
+
+
+def load_real_clip(path: Path, rng: np.random.Generator, max_frames: int = 80) -> Clip:
+    """Frames of a real colour clip with jittered a/b; the truth is the clip's own a/b.
+
+    "edges" here are the pixels whose true a/b changed by more than 3 since the previous frame
+    (where real motion is), the analogue of the synthetic discs' rims.
+    """
+    import av  # only this mode decodes video
+    import torch
+
+    from filmcolor.color.space import rgb_to_lab, rgb_to_luma
+
+    # One thread: these tensors are tiny, and with a busy second core torch's thread pool turns
+    # 0.3 s of colour conversion into 20 s of spinning (measured).
+    torch.set_num_threads(1)
+    w, h = 64 * SCALE, 48 * SCALE
+    frames: list[Frame] = []
+    truth: list[np.ndarray] = []
+    with av.open(str(path)) as container:
+        for i, vf in enumerate(container.decode(video=0)):
+            if i >= max_frames:
+                break
+            rgb = vf.reformat(width=w, height=h, format="rgb24").to_ndarray()
+            x = torch.from_numpy(rgb).permute(2, 0, 1).float() / 255.0
+            luma = rgb_to_luma(x)[0].numpy()
+            ab = rgb_to_lab(x)[1:].numpy().transpose(1, 2, 0)
+            ab = cv2.resize(ab, (64, 48), interpolation=cv2.INTER_AREA).transpose(2, 0, 1)
+            frames.append(
+                Frame(
+                    index=i,
+                    luma=luma.astype(np.float32),
+                    scene_start=i == 0,
+                    ab=(ab + jitter(rng, 48, 64)).astype(np.float32),
+                )
+            )
+            truth.append(ab.astype(np.float32))
+    edges = [np.zeros((48, 64), bool)]
+    edges += [np.abs(b - a).max(0) > 3 for a, b in pairwise(truth)]
+    return Clip(frames, truth, edges, [])
+
+
+def run_real(folder: Path) -> list[tuple[str, float, float, float]]:
+    """Flicker, error and error where things move, averaged over the clips in ``folder``.
+
+    Args:
+        folder: a directory of ``*.mp4`` colour clips.
+
+    Returns:
+        ``(method, flicker, error, moving_error)`` per method.
+    """
+    paths = sorted(folder.glob("*.mp4"))
+    if not paths:
+        raise SystemExit(f"no *.mp4 in {folder}: point --clips at a folder of colour clips")
+    scores: dict[str, list[tuple[float, float, float]]] = {}
+    for n, path in enumerate(paths):
+        clip = load_real_clip(path, np.random.default_rng(n))
+        for name, stage in methods():
+            out = list(stage(iter(_copy(clip.frames))))
+            flick, err, edge, _, _ = evaluate(clip, out)
+            scores.setdefault(name, []).append((flick, err, edge))
+        logger.info("%s done", path.name)
+    return [(name, *np.mean(v, axis=0).tolist()) for name, v in scores.items()]
 
 
 def format_table(rows: list[Row], truth_flicker: float, truth_cut: float) -> str:
@@ -320,6 +399,9 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point: print the table to stdout."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer, shorter shots")
+    parser.add_argument(
+        "--clips", type=Path, help="also measure on the colour clips in this folder"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     cv2.setNumThreads(1)  # timings per frame on one core, comparable across machines
@@ -328,6 +410,10 @@ def main(argv: list[str] | None = None) -> int:
     truth = [Frame(index=f.index, luma=f.luma, ab=g) for f, g in zip(clip.frames, clip.truth)]
     truth_flicker, _, _, truth_cut, _ = evaluate(clip, truth)
     sys.stdout.write(format_table(rows, truth_flicker, truth_cut) + "\n")
+    if args.clips is not None:
+        sys.stdout.write(f"\nreal clips in {args.clips} (flicker, error, error where moving):\n")
+        for name, flick, err, moving in run_real(args.clips):
+            sys.stdout.write(f"{name:<28} {flick:7.2f} {err:6.2f} {moving:6.2f}\n")
     return 0
 
 

@@ -11,45 +11,50 @@ where ``L`` is the source luma shrunk to the a/b resolution (``cv2.INTER_AREA``)
 so film exposure flicker does not turn the weights off. The median, unlike mean/std matching,
 does not move when an object enters or leaves the picture (std matching then blew the moving
 object's contrast away and let its colour ghost). Where something moved, the luma differs and
-the neighbour's colour is left out: no ghost trails. Isoluminant motion (same grey, different colour) can still blend a little.
+the neighbour's colour is left out: no ghost trails. Isoluminant motion (same grey, different
+colour) can still blend a little.
 
 Why a centred window and not an EMA: the output of frame ``t`` depends only on frames
 ``[t-R, t+R]`` of its shot, so a chunk processed with ``R`` frames of context on each side is
 bit-identical to an uninterrupted run (resumable jobs need no carried state); and, measured below,
-a window has less flicker than an EMA at any accuracy the EMA reaches, without its lag. The cost
+it beats every EMA on flicker, error and ghosting together, without an EMA's lag. The cost
 is ``R`` frames of latency and ``2R + 1`` frames held. The window never crosses a frame with
 ``scene_start=True``; windows are simply truncated at shot edges. Optical flow (OpenCV DIS) was
-measured as an alternative to the luma weights and not adopted (see the table).
+measured as well and is not the default (see the table).
 
-Measured with ``python pipelines/temporal_study.py`` (4 synthetic shots of 40 frames: moving
-discs, exposure flicker, grain, a/b jittered by a global cast, blotches and pixel noise; errors in
-Lab units vs the jitter-free a/b; "flicker" = mean frame-to-frame |delta ab| inside shots; "edge"
-= error within 2 px of moving discs (ghosting); "cut" = |delta ab| across cuts; "err@cut" = error
-on the frames either side of a cut; ms per frame, one core, with a training job running)::
+Measured with ``python pipelines/temporal_study.py --clips ../shared/data/clips/colour``.
+Synthetic: 4 shots x 40 frames of moving discs with exposure flicker and grain; the fake model's
+a/b is the true colour plus a per-frame jitter (global cast, blotches, pixel noise). Real: the
+first 80 frames of 28 colour clips, truth = their own a/b, same jitter. Lab units, lower is
+better except "cut": flick = mean frame-to-frame |delta ab| inside shots; err = error vs truth;
+edge = error within 2 px of moving discs (ghosting); move = error where the true a/b moved;
+cut = |delta ab| across cuts (must stay near the truth's); e@cut = error on the frames either
+side of a cut; ms per frame at 64x48 and 128x96 a/b, one core, a training job running::
 
-    method                       flicker  error   edge    cut err@cut ms@64x48 ms@128x96
-    none                            6.48   4.27   4.15   22.2    4.74     0.25      0.28
-    EMA a=0.5                       2.90   3.00   5.29   22.8    3.56     0.05      0.18
-    EMA a=0.2                       1.29   3.45   9.40   23.4    2.94     0.07      0.16
-    EMA a=0.3 no reset at cuts      1.94   3.63   8.61    7.0    9.30     0.06      0.19
-    EMA a=0.2 luma-adaptive         1.55   2.15   3.86   23.5    2.91     0.17      0.38
-    window R=4 plain                1.04   2.46   6.25   23.0    2.87     0.22      0.56
-    window R=4 s=0.03               1.24   1.90   2.51   23.2    2.41     0.23      0.50
-    window R=4 s=0.06               1.17   1.93   2.75   23.2    2.42     0.23      0.55
-    window R=4 s=0.12               1.12   2.01   3.33   23.2    2.53     0.24      0.56
-    window R=1 s=0.06               2.69   2.75   2.95   22.5    3.48     0.13      0.34
-    window R=2 s=0.06               1.75   2.30   2.75   22.7    2.91     0.18      0.43
-    window R=8 s=0.06               0.85   1.66   2.96   23.4    2.13     0.32      0.80
-    window R=2 s=0.06 DIS-flow      1.87   2.22   2.44   22.7    2.86     2.31      9.04
-    window R=4 s=0.06 DIS-flow      1.32   1.84   2.34   23.2    2.39     4.54     17.35
-    (jitter-free truth)             0.66   0.00   0.00   23.5    0.00
+                                       synthetic shots with cuts               real clips
+    method                     flick   err  edge   cut e@cut  ms64  ms128  flick   err  move
+    none                        6.48  4.27  4.15  22.2  4.74  0.14   0.23   6.58  4.33  4.07
+    EMA a=0.5                   2.90  3.00  5.29  22.8  3.56  0.05   0.15   2.82  2.84  3.80
+    EMA a=0.2                   1.29  3.45  9.40  23.4  2.94  0.05   0.15   1.11  2.61  5.31
+    EMA a=0.3, no reset         1.94  3.63  8.61   7.0  9.30  0.07   0.22   1.65  2.59  4.67
+    EMA a=0.2 luma-adapt.       1.50  2.23  4.26  23.5  2.91  0.12   0.36   1.75  2.30  4.03
+    win R=4 plain               1.04  2.46  6.25  23.0  2.87  0.19   0.47   0.80  2.18  3.43
+    win R=4 s=0.04              1.20  1.91  2.58  23.3  2.40  0.19   0.48   1.53  2.06  2.93
+    win R=4 s=0.08              1.15  1.96  2.96  23.2  2.46  0.20   0.47   1.21  2.01  2.82
+    win R=4 s=0.16              1.09  2.07  3.70  23.2  2.60  0.19   0.48   0.99  2.03  2.91
+    win R=2 s=0.08              1.73  2.31  2.83  22.7  2.92  0.15   0.36   1.87  2.37  2.85
+    win R=8 s=0.08              0.83  1.72  3.33  23.4  2.20  0.26   0.63   0.86  1.82  3.03
+    win R=4 s=0.08 DIS-flow     1.31  1.85  2.39  23.2  2.39  3.84  15.18   1.42  1.76  2.10
+    (jitter-free truth)         0.66  0.00  0.00  23.5  0.00
 
-The luma weights remove the ghosting of a plain window or EMA (edge 2.75 vs 6.25 / 9.40) while
-keeping most of the flicker reduction; DIS flow buys little accuracy for 20-35x the time.
+Reading it: every EMA either ghosts (edge, move) or stays flickery; from R=3 on, the luma-weighted
+window beats all of them on flicker and error at once; sigma 0.04-0.16 trades flicker against
+ghosting (0.08 is best on real motion); DIS flow lowers real-motion error further (2.10 vs
+2.82) for 20-30x the time (4 ms/frame at 64x48, 15 at 128x96): a candidate for an opt-in mode.
 
-Defaults: ``strength=0.5`` -> ``radius=4``, ``luma_sigma=0.06``: flicker down 5.5x and error 2.2x,
-a 9-frame window (0.37 s at 24 fps). Larger radii still help on this synthetic jitter but hold
-real colour changes back longer; ``--smoothing 1`` gives ``radius=8``.
+Defaults: ``strength=0.5`` -> ``radius=4`` (a 9-frame window, 0.37 s at 24 fps) and
+``luma_sigma=0.08``: flicker down 5x, error down 2x, no ghosting. ``--smoothing 1`` gives
+``radius=8``; larger windows hold real colour changes back longer.
 """
 
 from __future__ import annotations
@@ -74,7 +79,7 @@ MAX_RADIUS: int = 8
 DEFAULT_STRENGTH: float = 0.5
 """User-facing default of ``--smoothing``."""
 
-DEFAULT_LUMA_SIGMA: float = 0.06
+DEFAULT_LUMA_SIGMA: float = 0.08
 """Luma difference (luma in [0, 1]) at which a neighbour's weight drops to ``exp(-1/2)``."""
 
 MAX_GAIN: float = 1.5
