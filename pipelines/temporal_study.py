@@ -20,9 +20,9 @@ to the centre frame with OpenCV DIS optical flow.
 
 Usage::
 
-    python pipelines/temporal_study.py            # full table (about a minute on 2 cores)
+    python pipelines/temporal_study.py            # synthetic table (about 10 s on 2 cores)
     python pipelines/temporal_study.py --quick    # fewer shots, for a smoke run
-    python pipelines/temporal_study.py --clips ../shared/data/clips/colour
+    python pipelines/temporal_study.py --clips ../shared/data/clips/colour   # + real, ~1 min
 """
 
 from __future__ import annotations
