@@ -71,3 +71,24 @@ def test_wrong_weights_file(tmp_path):
     torch.save({"arch": "tiny", "state_dict": {"x": torch.zeros(1)}}, other)
     with pytest.raises(WeightsError, match="do not fit"):
         create_model("tiny", weights=other)
+
+
+def test_fold_batchnorm_keeps_outputs():
+    import copy
+
+    from filmcolor.infer.fuse import fold_batchnorm
+
+    torch.manual_seed(0)
+    model = create_model("filmcolor-lite0", pretrained=False).eval()
+    for m in model.modules():  # non-trivial statistics, so a wrong fold would show
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+            m.weight.data.uniform_(0.5, 1.5)
+    x = torch.rand(2, 1, 64, 64) * 100
+    with torch.inference_mode():
+        ref = model(x)
+        fused = copy.deepcopy(model)
+        assert fold_batchnorm(fused) > 40
+        assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fused.modules())
+        torch.testing.assert_close(fused(x), ref, atol=1e-3, rtol=1e-3)

@@ -25,6 +25,7 @@ from filmcolor.color.space import luma_to_lightness
 from filmcolor.errors import FilmcolorError
 from filmcolor.frames import Frame
 from filmcolor.infer.device import resolve_device
+from filmcolor.infer.fuse import fold_batchnorm
 from filmcolor.models.base import ChromaModel
 
 logger = logging.getLogger("filmcolor")
@@ -86,7 +87,11 @@ class Colorizer:
         self.batch_size = max(1, int(batch_size))
         self.render_size = int(render_size or model.cfg.render_size)
         self.cfg = model.cfg
-        model = model.eval().to(self.device)
+        model = model.eval()
+        # The Colorizer owns the model from here: BatchNorm is folded into the convolutions
+        # (inference only), which cuts the CPU time of EfficientNet-Lite0 by about a third.
+        fold_batchnorm(model)
+        model = model.to(self.device)
         if self.device.type == "cpu":
             # Channels-last roughly halves EfficientNet's CPU time (measured by the benchmark).
             model = model.to(memory_format=torch.channels_last)
