@@ -20,7 +20,7 @@ def _debug_requested(argv: list[str]) -> bool:
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the process exit code."""
     from filmcolor.cli import main as cli
-    from filmcolor.errors import FilmcolorError
+    from filmcolor.errors import FilmcolorError, JobInterrupted
 
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = _debug_requested(argv)
@@ -38,6 +38,9 @@ def main(argv: list[str] | None = None) -> int:
     except click.exceptions.Abort:
         click.echo("filmcolor: interrupted", err=True)
         return 130
+    except JobInterrupted as e:
+        click.echo(f"filmcolor: {e}", err=True)
+        return e.exit_code
     except KeyboardInterrupt:
         click.echo("filmcolor: interrupted; no output was written", err=True)
         return 130

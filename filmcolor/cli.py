@@ -68,11 +68,25 @@ def main(ctx: click.Context, debug: bool) -> None:
               help="Quality for x264/x265 (lower = better, bigger).")
 @click.option("--preset", default="medium", show_default=True, help="Encoder speed preset.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary.")
+@click.option("--job-dir", type=click.Path(path_type=str),
+              help="Job directory of a video run (resumable). Default: <output>.filmcolor-job "
+                   "beside the output.")
+@click.option("--chunk-frames", type=click.IntRange(1), default=2000, show_default=True,
+              help="Most frames per chunk of a job (a kill loses at most one chunk).")
+@click.option("--keep-chunks", is_flag=True,
+              help="Keep the job directory and its chunk files after success.")
+@click.option("--restart", is_flag=True,
+              help="Start the job over if its directory holds one with other settings.")
 def run_cmd(input: str, output: str | None, overwrite: bool, model: str | None,
             weights: str | None, device: str, batch_size: int, render_size: int | None,
             smoothing: float, no_smoothing: bool, no_scene_detect: bool, codec: str, crf: int,
-            preset: str, quiet: bool) -> None:
-    """Colourise INPUT: a video file, an image, or a folder of images."""
+            preset: str, quiet: bool, job_dir: str | None, chunk_frames: int, keep_chunks: bool,
+            restart: bool) -> None:
+    """Colourise INPUT: a video file, an image, or a folder of images.
+
+    A video is coloured as a resumable job: if it is stopped (Ctrl-C, a crash, a reboot),
+    running the same command again, or `filmcolor resume JOB_DIR`, redoes only what is missing.
+    """
     from filmcolor.config import RunConfig
     from filmcolor.pipeline import run
 
@@ -80,7 +94,8 @@ def run_cmd(input: str, output: str | None, overwrite: bool, model: str | None,
         input=input, output=output, overwrite=overwrite, model=model, weights=weights,
         device=device, batch_size=batch_size, render_size=render_size,
         smoothing=0.0 if no_smoothing else smoothing, scene_detect=not no_scene_detect,
-        codec=codec, crf=crf, preset=preset, quiet=quiet,
+        codec=codec, crf=crf, preset=preset, quiet=quiet, job_dir=job_dir,
+        chunk_frames=chunk_frames, keep_chunks=keep_chunks, restart=restart,
     )
     summary = run(cfg)
     if not quiet:
@@ -97,3 +112,97 @@ def models_cmd(show_all: bool) -> None:
     for cfg in list_models(include_test=show_all):
         mark = "*" if cfg.name == DEFAULT_MODEL else " "
         click.echo(f"{mark} {cfg.name:<20} render {cfg.render_size:<4} {cfg.description}")
+
+
+@main.command("resume", context_settings=CONTEXT_SETTINGS)
+@click.argument("job_dir", type=click.Path(path_type=str))
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary.")
+def resume_cmd(job_dir: str, quiet: bool) -> None:
+    """Finish the job in JOB_DIR with the settings it was started with."""
+    from pathlib import Path
+
+    from filmcolor.jobs.chunked import load_config
+    from filmcolor.pipeline import run
+
+    summary = run(load_config(Path(job_dir), quiet=quiet))
+    if not quiet:
+        click.echo(str(summary))
+
+
+@main.command("status", context_settings=CONTEXT_SETTINGS)
+@click.argument("job_dir", type=click.Path(path_type=str))
+def status_cmd(job_dir: str) -> None:
+    """Show the progress of the job in JOB_DIR (chunks, frames, estimated time left)."""
+    from pathlib import Path
+
+    from filmcolor.jobs.chunked import status_lines
+
+    for line in status_lines(Path(job_dir)):
+        click.echo(line)
+
+
+def _int_list(ctx: click.Context, param: click.Parameter, value: str | None) -> list[int]:
+    if not value:
+        return []
+    try:
+        sizes = [int(v) for v in value.split(",") if v.strip()]
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a list of sizes like 192,256,320") from None
+    if any(not 32 <= v <= 2048 for v in sizes):
+        raise click.BadParameter("sizes must be in 32..2048")
+    return sizes
+
+
+def _str_list(ctx: click.Context, param: click.Parameter, value: str | None) -> list[str]:
+    return [v.strip() for v in value.split(",") if v.strip()] if value else []
+
+
+@main.command("preview", context_settings=CONTEXT_SETTINGS)
+@click.argument("input", type=click.Path(path_type=str))
+@click.option("--start", help="Start: HH:MM:SS.fff, MM:SS, seconds, or a frame number like 17280f.")
+@click.option("--end", help="End (exclusive), same forms as --start. Default: 5 s after --start.")
+@click.option("--frames", help="Frame range START-END (end exclusive), instead of --start/--end.")
+@click.option("-o", "--output", type=click.Path(path_type=str),
+              help="Clip to write. Default: <stem>.preview-<A>-<B>.mp4 beside the input.")
+@click.option("--side-by-side", is_flag=True, help="Original | colour in one frame.")
+@click.option("--sheet", type=click.IntRange(0, 64), default=0,
+              help="Also write a PNG contact sheet of N frames (next to the clip, .png).")
+@click.option("--render-size", callback=_int_list,
+              help="Render size, or a comma list to compare (e.g. 192,256,320: sheet only).")
+@click.option("--model", callback=_str_list,
+              help="Model name, or a comma list to compare (sheet only).")
+@click.option("--weights", type=click.Path(path_type=str), help="Weights file for the model.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
+@click.option("--batch-size", type=click.IntRange(1, 1024), default=8, show_default=True,
+              help="Frames per forward pass (use the full run's value for identical frames).")
+@click.option("--smoothing", type=click.FloatRange(0.0, 1.0), default=0.5, show_default=True,
+              help="Temporal colour smoothing strength.")
+@click.option("--no-scene-detect", is_flag=True, help="Do not detect scene cuts.")
+@click.option("--codec", default="libx264", show_default=True, help="Video encoder.")
+@click.option("--crf", type=click.IntRange(0, 63), default=18, show_default=True)
+@click.option("--preset", default="medium", show_default=True, help="Encoder speed preset.")
+@click.option("--overwrite", is_flag=True, help="Replace existing outputs.")
+@click.option("-q", "--quiet", is_flag=True, help="No summary.")
+def preview_cmd(input: str, start: str | None, end: str | None, frames: str | None,
+                output: str | None, side_by_side: bool, sheet: int, render_size: list[int],
+                model: list[str], weights: str | None, device: str, batch_size: int,
+                smoothing: float, no_scene_detect: bool, codec: str, crf: int, preset: str,
+                overwrite: bool, quiet: bool) -> None:
+    """Colour a few seconds of INPUT, anywhere in the film, as the full run would colour them."""
+    from filmcolor.config import RunConfig
+    from filmcolor.preview import PreviewRequest, preview
+
+    cfg = RunConfig(
+        input=input, overwrite=overwrite, model=model[0] if len(model) == 1 else None,
+        weights=weights, device=device, batch_size=batch_size,
+        render_size=render_size[0] if len(render_size) == 1 else None, smoothing=smoothing,
+        scene_detect=not no_scene_detect, codec=codec, crf=crf, preset=preset, quiet=quiet,
+    )
+    req = PreviewRequest(
+        start=start, end=end, frames=frames, output=output, side_by_side=side_by_side,
+        sheet=sheet, render_sizes=render_size if len(render_size) > 1 else [],
+        models=model if len(model) > 1 else [],
+    )
+    summary = preview(cfg, req)
+    if not quiet:
+        click.echo(str(summary))

@@ -31,6 +31,10 @@ class RunConfig:
         scene_detect: detect scene cuts (smoothing never crosses one).
         codec, crf, preset: video encoder settings (crf/preset where the codec has them).
         quiet: no progress bar.
+        job_dir: job directory of a video run (default ``<output>.filmcolor-job`` beside it).
+        chunk_frames: most frames per chunk of a job.
+        keep_chunks: keep the job directory and its chunk files after success.
+        restart: start a job over when its directory holds one made with other settings.
     """
 
     input: StrPath
@@ -47,6 +51,10 @@ class RunConfig:
     crf: int = 18
     preset: str = "medium"
     quiet: bool = False
+    job_dir: StrPath | None = None
+    chunk_frames: int = 2000
+    keep_chunks: bool = False
+    restart: bool = False
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
@@ -55,6 +63,8 @@ class RunConfig:
             raise ConfigError(f"--render-size must be in 32..2048 (got {self.render_size})")
         if not 0.0 <= self.smoothing <= 1.0:
             raise ConfigError(f"--smoothing must be in 0..1 (got {self.smoothing})")
+        if self.chunk_frames < 1:
+            raise ConfigError(f"--chunk-frames must be >= 1 (got {self.chunk_frames})")
         if not 0 <= self.crf <= 63:
             raise ConfigError(f"--crf must be in 0..63 (got {self.crf})")
 

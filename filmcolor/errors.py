@@ -65,3 +65,13 @@ class ConfigError(FilmcolorError):
     """An option value is invalid."""
 
     exit_code = 2
+
+
+class JobInterrupted(FilmcolorError):
+    """Ctrl-C or SIGTERM stopped a job between two consistent states; it can be resumed."""
+
+    exit_code = 130
+
+    def __init__(self, job_dir: str) -> None:
+        super().__init__(f"interrupted; resume with: filmcolor resume {job_dir}")
+        self.job_dir = job_dir

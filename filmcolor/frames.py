@@ -46,3 +46,26 @@ class Frame:
     def shape(self) -> tuple[int, int]:
         """``(height, width)`` of the full-resolution frame."""
         return self.luma.shape[0], self.luma.shape[1]
+
+
+@dataclass(frozen=True)
+class FrameRange:
+    """Frames ``[start, end)`` of a video by 0-based index (the unit of chunks and previews).
+
+    Attributes:
+        start: first frame index.
+        end: one past the last frame index.
+    """
+
+    start: int
+    end: int
+
+    def __post_init__(self) -> None:
+        if self.start < 0 or self.end <= self.start:
+            raise ValueError(f"need 0 <= start < end, got [{self.start}, {self.end})")
+
+    def __len__(self) -> int:
+        return self.end - self.start
+
+    def __contains__(self, index: object) -> bool:
+        return isinstance(index, int) and self.start <= index < self.end

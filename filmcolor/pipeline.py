@@ -18,7 +18,7 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -90,13 +90,34 @@ def atomic_output(final: Path) -> Iterator[Path]:
             tmp.unlink()
 
 
-def video_stages(frames: Iterator[Frame], cfg: RunConfig, colorizer) -> Iterator[Frame]:
-    """decode output -> scene cuts -> model -> smoothing -> merge (shared by runs and previews)."""
+def mark_cuts(frames: Iterator[Frame], cuts: Collection[int]) -> Iterator[Frame]:
+    """Stage: set ``frame.scene_start`` from a cut list made by a planning pass."""
+    starts = frozenset(cuts)
+    for fr in frames:
+        fr.scene_start = fr.index in starts
+        yield fr
+
+
+def video_stages(
+    frames: Iterator[Frame], cfg: RunConfig, colorizer, cuts: Collection[int] | None = None
+) -> Iterator[Frame]:
+    """decode output -> scene cuts -> model -> smoothing -> merge (shared by jobs and previews).
+
+    Args:
+        frames: decoded frames (a whole film, a chunk with its context, or a preview range).
+        cfg: run settings.
+        colorizer: the model stage (:func:`build_colorizer`).
+        cuts: shot starts from a planning pass. Chunks must use these rather than run the
+            detector again: its history at a chunk's first frame would differ from that of an
+            uninterrupted run. ``None`` runs the detector on ``frames`` (if ``cfg.scene_detect``).
+    """
     from filmcolor.infer.merge import merge_video
     from filmcolor.temporal.scenecut import SceneCutDetector
     from filmcolor.temporal.smoothing import ChromaSmoother
 
-    if cfg.scene_detect:
+    if cuts is not None:
+        frames = mark_cuts(frames, cuts)
+    elif cfg.scene_detect:
         frames = SceneCutDetector().annotate(frames)
     frames = colorizer(frames)
     if cfg.smoothing > 0:
@@ -187,4 +208,8 @@ def run(cfg: RunConfig) -> RunSummary:
     check_output(out, cfg.overwrite)
     if info.kind == "image":
         return colorize_images(cfg, [(src, out)])
-    return colorize_video(cfg, src, out, info)
+    # Every film run is a resumable job (#4); colorize_video stays as the single-pass reference
+    # (the benchmark measures the jobs' overhead against it).
+    from filmcolor.jobs.chunked import run_job
+
+    return run_job(cfg, src, out, info)

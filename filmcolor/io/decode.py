@@ -150,6 +150,46 @@ def _timestamps(
         yield index, frame, pts
 
 
+def _seek(
+    container: av.container.InputContainer, stream: av.VideoStream, seek_pts: int
+) -> Iterator[tuple[int, av.VideoFrame, int]] | None:
+    """Frames from the one whose pts is exactly ``seek_pts`` on, or ``None`` to decode from 0.
+
+    Seeks to the last keyframe at or before ``seek_pts`` and decodes forward, dropping the
+    frames before it (leading B-frames of an open GOP included), so the cost is that of one GOP
+    plus the range, wherever the range lies. The first kept frame must have exactly ``seek_pts``:
+    otherwise (a timestamp that is not a frame's, frames without pts, a demuxer that seeks past
+    the target) the caller decodes from the start and counts frames, which is always right.
+    """
+    try:
+        container.seek(seek_pts, backward=True, any_frame=False, stream=stream)
+    except av.FFmpegError as exc:
+        logger.debug("seek to pts %d failed (%s): decoding from the start", seek_pts, exc)
+        return None
+    frames = container.decode(stream)
+    for frame in frames:
+        if frame.pts is None:
+            break
+        if frame.pts < seek_pts:
+            continue
+        if frame.pts != seek_pts:
+            break
+        return _chain_first(frame, frames)
+    logger.debug("seek to pts %d missed the frame: decoding from the start", seek_pts)
+    container.seek(stream.start_time or 0, backward=True, any_frame=False, stream=stream)
+    return None
+
+
+def _chain_first(
+    first: av.VideoFrame, rest: Iterator[av.VideoFrame]
+) -> Iterator[tuple[int, av.VideoFrame, int]]:
+    yield 0, first, first.pts
+    for i, frame in enumerate(rest, start=1):
+        if frame.pts is None:
+            raise DecodeError(f"frame {i} after a seek has no timestamp")
+        yield i, frame, frame.pts
+
+
 def _put(q: queue.Queue, item: object, stop: threading.Event) -> bool:
     """Put ``item`` unless the consumer has gone; ``False`` when it has (stop is set)."""
     while not stop.is_set():
@@ -169,6 +209,7 @@ def _decode_worker(
     q: queue.Queue,
     stop: threading.Event,
     path: Path,
+    seek_pts: int | None = None,
 ) -> None:
     """Thread body: decode frames ``[start, end)`` into ``q``; the last item is always an _End."""
     error: BaseException | None = None
@@ -177,9 +218,14 @@ def _decode_worker(
         tb = Fraction(stream.time_base) if stream.time_base else Fraction(1, 1)
         rate = stream.average_rate or stream.guessed_rate
         default_step = max(1, round(1 / (Fraction(rate) * tb))) if rate else 1
-        # One persistent decode generator: the codec keeps its B-frame reorder buffer across
-        # packets, which per-packet decoding would flush too early.
-        for index, frame, pts in _timestamps(container.decode(stream), default_step):
+        frames = _seek(container, stream, seek_pts) if seek_pts is not None else None
+        if frames is None:
+            # One persistent decode generator: the codec keeps its B-frame reorder buffer across
+            # packets, which per-packet decoding would flush too early.
+            frames = _timestamps(container.decode(stream), default_step)
+        else:
+            frames = ((start + i, f, pts) for i, f, pts in frames)
+        for index, frame, pts in frames:
             if stop.is_set():
                 return
             if index < start:
@@ -203,6 +249,7 @@ def decode(
     start: int = 0,
     end: int | None = None,
     prefetch: int = DEFAULT_PREFETCH,
+    seek_pts: int | None = None,
 ) -> Iterator[Frame]:
     """Decode frames ``[start, end)`` of a video (or the single frame of a still image).
 
@@ -218,6 +265,11 @@ def decode(
         start: first frame index to yield.
         end: index one past the last frame to yield; ``None`` for the end of the stream.
         prefetch: queue size, >= 1.
+        seek_pts: the pts of frame ``start`` when known (a planning pass, or a constant frame
+            rate): decoding then seeks to the keyframe before it instead of decoding every frame
+            from the first, so the cost depends on the range's length, not its position. The
+            frame with that pts is numbered ``start``. If no frame has exactly that pts, decoding
+            falls back to starting at frame 0 and counting.
 
     Yields:
         :class:`~filmcolor.frames.Frame` objects.
@@ -244,7 +296,7 @@ def decode(
         stop = threading.Event()
         worker = threading.Thread(
             target=_decode_worker,
-            args=(container, stream, start, end, q, stop, p),
+            args=(container, stream, start, end, q, stop, p, seek_pts),
             name=THREAD_NAME,
             daemon=True,
         )

@@ -1,0 +1,1 @@
+"""Resumable chunked jobs (:mod:`filmcolor.jobs.chunked`) and their manifest (#4)."""

@@ -1,0 +1,581 @@
+"""Resumable chunked jobs: every film run is one (#4).
+
+    plan      decode the luma once: frame count, pts, scene cuts -> chunks by frame index
+    chunks    for each chunk not done: decode [context) -> video_stages -> encode its frames
+              to chunk_0007.mp4.tmp -> rename to chunk_0007.mp4 -> mark done in the manifest
+    join      packet-level copy of the chunks into one video-only file (no re-encoding)
+    remux     the source's audio and subtitles, as a single pass does; verify; rename
+
+Identical results. A chunk's frames equal those of an uninterrupted run bit for bit, because
+nothing a frame's colour depends on is carried across chunks:
+
+* scene cuts come from the planning pass (stored in the manifest), never from a detector
+  restarted at the chunk's first frame, whose history would differ;
+* the smoother's output at frame ``t`` depends only on frames ``[t-R, t+R]`` of its shot, so each
+  chunk decodes and colours ``R`` frames of warm-up context on both sides (not written);
+* model batches are aligned to absolute frame indices (see ``Colorizer.__call__``), and the
+  context is rounded out to whole batches, so every frame shares its forward pass with the same
+  frames as in a whole run;
+* each chunk is encoded with x264's ``stitchable`` option, so all chunks share one stream
+  header and can be joined by copying packets.
+
+A chunk is done only once its file has been renamed into place *and* the manifest says so;
+SIGKILL at any moment therefore loses at most the chunk in progress.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+import os
+import shutil
+import signal
+import time
+from collections.abc import Iterator
+from fractions import Fraction
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from filmcolor._progress import Progress, logging_redirect
+from filmcolor.config import RunConfig
+from filmcolor.errors import EncodeError, JobInterrupted, JobStateError, OutputError
+from filmcolor.frames import Frame
+
+if TYPE_CHECKING:
+    from filmcolor.pipeline import RunSummary
+from filmcolor.jobs.manifest import (
+    LOCK_NAME,
+    MANIFEST_NAME,
+    Chunk,
+    JobManifest,
+    fsync_dir,
+    job_lock,
+    source_identity,
+)
+
+logger = logging.getLogger("filmcolor")
+
+DEFAULT_CHUNK_FRAMES: int = 2000
+"""Most frames per chunk: about 83 s of film at 24 fps, minutes of work lost at worst."""
+
+JOB_DIR_SUFFIX: str = ".filmcolor-job"
+"""``film.colour.mp4`` -> ``film.colour.mp4.filmcolor-job/`` (the default job directory)."""
+
+CHUNK_SUFFIX: str = ".mp4"
+"""Container of the chunk files: MP4 keeps the source time base exactly (MKV rounds to 1 ms)."""
+
+DISK_MARGIN: int = 16 << 20
+"""Bytes kept free beyond the estimate, so the disk is never filled to the last byte."""
+
+DISK_FACTOR: float = 1.5
+"""Safety factor on the estimated size of the next chunk (scenes differ in bitrate)."""
+
+KILL_ENV: str = "FILMCOLOR_KILL_AT"
+"""Test hook: ``planning:N``, ``chunk:N``, ``done:N`` or ``join:N`` makes the process SIGKILL
+itself at that point (planning frame N, N-th frame encoded by this process, after chunk N is
+marked done, N-th packet joined), so kill-and-resume tests are deterministic."""
+
+
+def _kill_point(point: str, n: int) -> None:
+    spec = os.environ.get(KILL_ENV)
+    if spec and spec == f"{point}:{n}":
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def default_job_dir(out: Path) -> Path:
+    """The job directory used when ``--job-dir`` is not given."""
+    return out.with_name(out.name + JOB_DIR_SUFFIX)
+
+
+def job_settings(cfg: RunConfig) -> dict:
+    """Settings a resumed job must share with its start to give the same pixels.
+
+    ``RunConfig.pixel_settings()`` plus the resolved model name, the sha256 of its weights file,
+    the batch size (batches shift a/b by a few ulp on the CPU) and the chunk size (chunks start
+    new GOPs, so the encoded frames depend on the plan).
+    """
+    from filmcolor.models.registry import DEFAULT_MODEL, get_model_cfg
+    from filmcolor.models.weights import find_weights, sha256sum
+
+    settings = dict(cfg.pixel_settings())
+    name = cfg.model or DEFAULT_MODEL
+    settings["model"] = name
+    mcfg = get_model_cfg(name)
+    weights = None
+    if cfg.weights is not None:
+        weights = Path(cfg.weights)
+    elif mcfg.weights is not None:
+        weights = find_weights(str(mcfg.weights))
+    settings["weights_sha256"] = sha256sum(weights) if weights is not None else None
+    settings["batch_size"] = cfg.batch_size
+    settings["chunk_frames"] = cfg.chunk_frames
+    return settings
+
+
+def stored_config(cfg: RunConfig, src: Path, out: Path, job_dir: Path) -> dict:
+    """The run's settings as JSON values, with absolute paths, for ``filmcolor resume``."""
+    data = {k: (str(v) if isinstance(v, os.PathLike) else v) for k, v in vars(cfg).items()}
+    data.update(input=str(src.resolve()), output=str(out.resolve()), job_dir=str(job_dir.resolve()))
+    if cfg.weights is not None:
+        data["weights"] = str(Path(cfg.weights).resolve())
+    data.pop("restart", None)
+    data.pop("overwrite", None)
+    return data
+
+
+def load_config(job_dir: Path, quiet: bool = False) -> RunConfig:
+    """The :class:`RunConfig` a job was started with (what ``filmcolor resume`` runs).
+
+    Raises:
+        JobStateError: no readable manifest in ``job_dir``.
+    """
+    manifest = JobManifest.load(job_dir)
+    return RunConfig(**{**manifest.config, "quiet": quiet})
+
+
+# -- planning ---------------------------------------------------------------------------------
+def plan_chunks(
+    total: int, cuts: list[int], chunk_frames: int, context: int, batch: int
+) -> list[Chunk]:
+    """Split ``total`` frames into chunks at cuts where possible, none longer than ``chunk_frames``.
+
+    Whole shots are packed into a chunk while they fit; a shot longer than ``chunk_frames`` is
+    split into pieces. Each chunk's decode range adds ``context`` frames on both sides, rounded
+    out to multiples of ``batch`` (see the module docstring).
+
+    Args:
+        total: frames in the film.
+        cuts: shot starts (``0`` may be missing; it is implied).
+        chunk_frames: most frames written per chunk.
+        context: warm-up frames needed on each side (the smoother's radius).
+        batch: model batch size.
+
+    Returns:
+        Chunks covering ``[0, total)`` in order (``seek_pts`` still unset).
+    """
+    starts = sorted({c for c in cuts if 0 < c < total})
+    shots = list(zip([0, *starts], [*starts, total], strict=True))
+    ranges: list[tuple[int, int]] = []
+    cur = 0
+    for a, b in shots:
+        if a > cur and b - cur > chunk_frames:
+            ranges.append((cur, a))  # close the chunk at the cut rather than mid-shot
+            cur = a
+        while b - cur > chunk_frames:
+            ranges.append((cur, cur + chunk_frames))
+            cur += chunk_frames
+    if cur < total:
+        ranges.append((cur, total))
+    chunks = []
+    for i, (a, b) in enumerate(ranges):
+        ds = max(0, (a - context) // batch * batch)
+        de = min(total, -(-(b + context) // batch) * batch)
+        chunks.append(Chunk(index=i, start=a, end=b, decode_start=ds, decode_end=de))
+    return chunks
+
+
+def planning_pass(src: Path, cfg: RunConfig, quiet: bool) -> tuple[list[int], list[int]]:
+    """Decode the film once: ``(pts of every frame, shot starts)``.
+
+    Only luma thumbnails are kept by the detector, so memory stays small; the pts list is one
+    integer per frame and is not stored in the manifest (only each chunk's seek point is).
+    """
+    from filmcolor.io.decode import decode
+    from filmcolor.temporal.scenecut import SceneCutDetector
+
+    det = SceneCutDetector() if cfg.scene_detect else None
+    pts: list[int] = []
+    cuts: list[int] = []
+    progress = Progress(None, enabled=not quiet, desc="finding cuts")
+    try:
+        for fr in progress(decode(src)):
+            _kill_point("planning", fr.index)
+            pts.append(fr.pts if fr.pts is not None else -1)
+            if det is not None:
+                cuts += det.process_frame(fr.index, fr.luma)
+        if det is not None:
+            cuts += det.flush()
+    finally:
+        progress.close()
+    return pts, cuts
+
+
+def _plan(manifest: JobManifest, src: Path, cfg: RunConfig, colorizer, job_dir: Path) -> None:
+    from filmcolor.temporal.smoothing import ChromaSmoother
+
+    pts, cuts = planning_pass(src, cfg, cfg.quiet)
+    if not pts:
+        raise JobStateError(f"no frames could be decoded from {src}")
+    context = ChromaSmoother.from_strength(cfg.smoothing).context if cfg.smoothing > 0 else 0
+    chunks = plan_chunks(len(pts), cuts, cfg.chunk_frames, context, colorizer.batch_size)
+    # Seeking needs real, increasing timestamps; otherwise chunks decode from the first frame.
+    seekable = all(p >= 0 for p in pts) and all(b > a for a, b in itertools.pairwise(pts))
+    for c in chunks:
+        c.seek_pts = pts[c.decode_start] if seekable and c.decode_start > 0 else None
+    manifest.total_frames = len(pts)
+    manifest.cuts = cuts
+    manifest.chunks = chunks
+    manifest.save(job_dir)
+    logger.debug("planned %d chunks over %d frames, %d shots", len(chunks), len(pts), len(cuts))
+
+
+# -- chunks -----------------------------------------------------------------------------------
+def chunk_frames(src: Path, chunk: Chunk, cuts: list[int], cfg: RunConfig, colorizer) -> Iterator[Frame]:
+    """The finished frames ``[chunk.start, chunk.end)``: the stages run over the decode range."""
+    from filmcolor.io.decode import decode
+    from filmcolor.pipeline import video_stages
+
+    frames = decode(src, chunk.decode_start, chunk.decode_end, seek_pts=chunk.seek_pts)
+    for fr in video_stages(frames, cfg, colorizer, cuts=cuts):
+        if chunk.start <= fr.index < chunk.end:
+            yield fr
+
+
+def encoder_options(codec: str) -> dict[str, str]:
+    """Extra encoder options for chunk files (x264: headers independent of the content)."""
+    # `stitchable` stops x264 from tuning stream headers to each chunk's content, so every chunk
+    # has the same SPS/PPS and one header serves the joined stream.
+    return {"x264-params": "stitchable=1"} if codec == "libx264" else {}
+
+
+def check_disk(folder: Path, need: int, what: str) -> None:
+    """Refuse to start ``what`` when ``folder``'s file system has less than ``need`` bytes free.
+
+    Raises:
+        OutputError: one line with both figures and what to do.
+    """
+    free = shutil.disk_usage(folder).free
+    if free < need + DISK_MARGIN:
+        raise OutputError(
+            f"low disk space: {free >> 20} MiB free in {folder}, {what} needs about "
+            f"{(need + DISK_MARGIN) >> 20} MiB; free some space and run the same command "
+            "again (finished chunks are kept)"
+        )
+
+
+def _chunk_estimate(manifest: JobManifest, chunk: Chunk) -> int:
+    done = [c for c in manifest.chunks if c.done and c.bytes]
+    if not done:
+        return 0  # nothing measured yet: only the margin is checked
+    per_frame = sum(c.bytes for c in done) / sum(c.frames for c in done)
+    return int(per_frame * chunk.frames * DISK_FACTOR)
+
+
+class _Rebase:
+    """Shift a chunk's pts to start at 0 (:func:`join_chunks` adds ``base`` back).
+
+    An MP4 track that starts later than 0 gets an empty edit whose length is stored in the
+    movie timescale (milliseconds), which moved a VFR chunk's frames by one tick; a track that
+    starts at 0 keeps every pts exact.
+    """
+
+    def __init__(self) -> None:
+        self.base: int | None = None
+
+    def __call__(self, frames: Iterator[Frame]) -> Iterator[Frame]:
+        for fr in frames:
+            if fr.pts is None:
+                raise EncodeError(f"frame {fr.index} has no timestamp")
+            if self.base is None:
+                self.base = fr.pts
+            fr.pts -= self.base
+            yield fr
+
+
+class _Counter:
+    """Counts frames encoded by this process (for the ``chunk:N`` kill point)."""
+
+    def __init__(self) -> None:
+        self.n = 0
+
+    def __call__(self, frames: Iterator[Frame]) -> Iterator[Frame]:
+        for fr in frames:
+            self.n += 1
+            _kill_point("chunk", self.n)
+            yield fr
+
+
+def _run_chunk(
+    manifest: JobManifest,
+    chunk: Chunk,
+    src: Path,
+    info,
+    cfg: RunConfig,
+    colorizer,
+    job_dir: Path,
+    progress: Progress,
+    counter: _Counter,
+) -> None:
+    from filmcolor.io.encode import encode
+
+    final = job_dir / chunk.filename(CHUNK_SUFFIX)
+    tmp = final.with_name(final.name + ".tmp")
+    t0 = time.perf_counter()
+    try:
+        frames = counter(progress(chunk_frames(src, chunk, manifest.cuts or [], cfg, colorizer)))
+        rebase = _Rebase()
+        stats = encode(
+            rebase(frames), tmp, info, codec=cfg.codec, crf=cfg.crf, preset=cfg.preset,
+            options=encoder_options(cfg.codec),
+        )
+        if stats.frames != chunk.frames:
+            raise EncodeError(
+                f"chunk {chunk.index} has {stats.frames} frames, expected {chunk.frames}: the "
+                "source decodes differently from the planning pass; use --restart"
+            )
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, final)
+        fsync_dir(job_dir)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+    # Renamed first, marked done second: a kill in between only redoes this chunk.
+    chunk.done = True
+    chunk.seconds = time.perf_counter() - t0
+    chunk.bytes = final.stat().st_size
+    assert rebase.base is not None
+    chunk.first_pts = rebase.base
+    chunk.last_pts = rebase.base + stats.last_pts
+    chunk.duration = stats.duration
+    manifest.save(job_dir)
+    _kill_point("done", chunk.index)
+
+
+# -- join -------------------------------------------------------------------------------------
+def join_chunks(paths: list[Path], offsets: list[Fraction], out: Path) -> int:
+    """Copy the chunks' video packets, in order, into one video-only file; returns packets.
+
+    Args:
+        paths: the chunk files, in order.
+        offsets: each chunk's start time in seconds (its first frame's source pts), added back
+            to its 0-based timestamps.
+        out: the video-only MP4 to write.
+
+    Why a PyAV packet copy and not FFmpeg's concat demuxer: every chunk already carries the
+    source's own pts (the encoder copies them), so copying packets keeps every timestamp exactly,
+    VFR included. The concat demuxer instead re-bases each file on the summed *durations* of the
+    files before it, which for MP4 include a guessed last-frame duration, and can shift a VFR
+    film by a frame at every seam. Only decode timestamps may need care: a chunk's first DTS is
+    its first PTS minus the B-frame reorder delay, which x264 estimates from the chunk's first
+    frame durations; with VFR that can land at or before the previous chunk's last DTS (seen:
+    13012 after 13013 in 1/24000 units). Such a DTS is raised to one tick after the previous
+    one, which changes the decode order of nothing (the packets are already in decode order)
+    and never any PTS; a DTS that would then pass its own PTS is an error, not patched.
+
+    Raises:
+        EncodeError: a chunk cannot be read, or a seam's timestamps cannot be reconciled.
+    """
+    import av
+
+    count = 0
+    last_dts: int | None = None
+    try:
+        with av.open(str(out), "w", format="mp4") as oc:
+            ostream = None
+            for path, offset_s in zip(paths, offsets, strict=True):
+                with av.open(str(path)) as ic:
+                    ist = ic.streams.video[0]
+                    if ostream is None:
+                        ostream = oc.add_stream_from_template(ist)
+                        ostream.time_base = ist.time_base
+                    ticks = offset_s / Fraction(ist.time_base)
+                    if ticks.denominator != 1:
+                        raise EncodeError(f"{path.name}: start {offset_s} s is not on its time base")
+                    offset = int(ticks)
+                    for packet in ic.demux(ist):
+                        if packet.size == 0:  # the demuxer's flush packet
+                            continue
+                        if packet.pts is not None:
+                            packet.pts += offset
+                        if packet.dts is not None:
+                            packet.dts += offset
+                        if packet.dts is not None:
+                            if last_dts is not None and packet.dts <= last_dts:
+                                # A seam: nudge the DTS past the previous chunk's (see above).
+                                if packet.pts is not None and last_dts + 1 > packet.pts:
+                                    raise EncodeError(
+                                        f"cannot join {path.name}: its decode timestamps overlap "
+                                        f"the previous chunk's ({packet.dts} after {last_dts})"
+                                    )
+                                packet.dts = last_dts + 1
+                            last_dts = packet.dts
+                        packet.stream = ostream
+                        oc.mux(packet)
+                        count += 1
+                        _kill_point("join", count)
+    except av.FFmpegError as exc:
+        raise EncodeError(f"joining the chunks into {out} failed: {exc}") from exc
+    return count
+
+
+def _finish(manifest: JobManifest, src: Path, out: Path, info, job_dir: Path) -> None:
+    from filmcolor.io.remux import build_remux_args, ffmpeg_exe, run_remux, verify_output
+
+    chunks = manifest.chunks
+    paths = [job_dir / c.filename(CHUNK_SUFFIX) for c in chunks]
+    missing = [p.name for p in paths if not p.is_file()]
+    if missing:
+        raise JobStateError(
+            f"chunk file {missing[0]} of the job in {job_dir} is missing; run again with --restart"
+        )
+    total_bytes = sum(c.bytes for c in chunks)
+    check_disk(job_dir, total_bytes, "joining the chunks")
+    check_disk(out.parent, total_bytes, "the final output")
+    joined = job_dir / f"joined{CHUNK_SUFFIX}.tmp"
+    # A fixed name (not a pid): the job lock makes it unique, and a resume after a kill during
+    # the join overwrites what the killed process left.
+    final_tmp = out.with_name(f".{out.stem}.filmcolor-join{out.suffix}")
+    try:
+        tb = Fraction(info.time_base) if info.time_base else Fraction(1, 25)
+        join_chunks(paths, [(c.first_pts or 0) * tb for c in chunks], joined)
+        run_remux(build_remux_args(joined, src, final_tmp, info, ffmpeg=ffmpeg_exe()))
+        first, last = chunks[0], chunks[-1]
+        duration = None
+        if first.first_pts is not None and last.first_pts is not None and last.duration is not None:
+            duration = float((last.first_pts - first.first_pts) * tb) + last.duration
+        verify_output(final_tmp, manifest.total_frames or 0, duration)
+        os.replace(final_tmp, out)
+    finally:
+        for p in (joined, final_tmp):
+            with contextlib.suppress(FileNotFoundError):
+                p.unlink()
+
+
+# -- the job ----------------------------------------------------------------------------------
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """Treat SIGTERM like Ctrl-C while a job runs (only the main thread may set handlers)."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+def _open_manifest(
+    job_dir: Path, cfg: RunConfig, source: dict, settings: dict, config: dict
+) -> JobManifest:
+    if (job_dir / MANIFEST_NAME).exists():
+        manifest = JobManifest.load(job_dir) if not cfg.restart else None
+        if manifest is not None:
+            change = manifest.mismatch(source, settings)
+            if change is None:
+                return manifest
+            raise JobStateError(
+                f"{change}: use --restart to start the job in {job_dir} over"
+            )
+        _clear(job_dir)
+    manifest = JobManifest(source=source, settings=settings, config=config)
+    manifest.save(job_dir)
+    return manifest
+
+
+def _clear(job_dir: Path) -> None:
+    """Remove a job's files (keeps the folder and its lock)."""
+    for p in job_dir.iterdir():
+        if p.name != LOCK_NAME and p.is_file():
+            p.unlink()
+
+
+def run_job(cfg: RunConfig, src: Path, out: Path, info) -> RunSummary:
+    """Colour a video as a resumable job (see the module docstring).
+
+    Raises:
+        JobStateError: the job directory is locked, or holds a job with other settings/source.
+        JobInterrupted: Ctrl-C or SIGTERM; the job can be resumed.
+        OutputError: the disk is too full for the next step.
+        FilmcolorError: any decode, model, encode or remux problem.
+    """
+    from filmcolor.pipeline import RunSummary, build_colorizer
+
+    job_dir = Path(cfg.job_dir) if cfg.job_dir else default_job_dir(out)
+    colorizer = build_colorizer(cfg)  # bad model or weights fail before anything is written
+    settings = job_settings(cfg)
+    source = source_identity(src)
+    if not job_dir.parent.is_dir():
+        raise OutputError(f"the folder of the job directory does not exist: {job_dir.parent}")
+    job_dir.mkdir(exist_ok=True)
+    t0 = time.perf_counter()
+    done_here = 0
+    with job_lock(job_dir):
+        try:
+            with _sigterm_as_interrupt():
+                manifest = _open_manifest(
+                    job_dir, cfg, source, settings, stored_config(cfg, src, out, job_dir)
+                )
+                if not manifest.planned:
+                    _plan(manifest, src, cfg, colorizer, job_dir)
+                todo = [c for c in manifest.chunks if not c.done]
+                progress = Progress(sum(c.frames for c in todo), enabled=not cfg.quiet)
+                counter = _Counter()
+                try:
+                    with logging_redirect(not cfg.quiet):
+                        for chunk in todo:
+                            check_disk(job_dir, _chunk_estimate(manifest, chunk), f"chunk {chunk.index}")
+                            _run_chunk(
+                                manifest, chunk, src, info, cfg, colorizer, job_dir, progress, counter
+                            )
+                finally:
+                    progress.close()
+                done_here = progress.count
+                _finish(manifest, src, out, info, job_dir)
+        except KeyboardInterrupt:
+            raise JobInterrupted(str(job_dir)) from None
+    if not cfg.keep_chunks:
+        shutil.rmtree(job_dir, ignore_errors=True)
+    return RunSummary(out, done_here, time.perf_counter() - t0)
+
+
+def status_lines(job_dir: Path) -> list[str]:
+    """What ``filmcolor status`` prints: progress, estimated time left, and whether it runs.
+
+    Raises:
+        JobStateError: no readable manifest in ``job_dir``.
+    """
+    import fcntl
+
+    manifest = JobManifest.load(job_dir)
+    lines = [f"job: {job_dir}", f"source: {manifest.config.get('input')}",
+             f"output: {manifest.config.get('output')}"]
+    running = False
+    lock = job_dir / LOCK_NAME
+    if lock.exists():
+        fd = os.open(lock, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            running = True
+        finally:
+            os.close(fd)
+    if not manifest.planned:
+        lines.append("state: planning not finished (finding scene cuts)")
+    else:
+        total = manifest.total_frames or 0
+        lines.append(f"chunks: {manifest.chunks_done}/{len(manifest.chunks)} done")
+        lines.append(f"frames: {manifest.frames_done}/{total} ({100 * manifest.frames_done / total:.1f} %)")
+        left = manifest.seconds_left()
+        if manifest.chunks_done == len(manifest.chunks):
+            lines.append("time left: joining only")
+        elif left is not None:
+            lines.append(f"time left: about {_hms(left)}")
+        else:
+            lines.append("time left: unknown until the first chunk is done")
+    lines.append("state: running" if running else
+                 f"state: stopped; resume with: filmcolor resume {job_dir}")
+    return lines
+
+
+def _hms(seconds: float) -> str:
+    s = round(seconds)
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"

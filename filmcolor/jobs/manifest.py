@@ -1,0 +1,247 @@
+"""The job manifest: what a resumable job is, how far it got, and the lock that guards it (#4).
+
+A job directory holds ``manifest.json`` (this module), a ``lock`` file, and the chunk files
+(``chunk_0007.mp4`` once complete, ``chunk_0007.mp4.tmp`` while being written). The manifest is
+the single source of truth for resuming: a chunk counts as done only once its file has been
+renamed into place *and* the manifest saying so has been written, so a crash between the two
+just redoes that chunk.
+
+Every write is atomic (temporary file, ``fsync``, ``os.replace``, then an ``fsync`` of the
+folder), so a SIGKILL or a power cut leaves either the old manifest or the new one, never a torn
+one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from filmcolor.config import StrPath
+from filmcolor.errors import JobStateError
+
+MANIFEST_NAME: str = "manifest.json"
+"""File name of the manifest inside a job directory."""
+
+LOCK_NAME: str = "lock"
+"""File a running job holds an exclusive ``flock`` on."""
+
+FORMAT_VERSION: int = 1
+"""Bumped when the manifest's layout changes incompatibly."""
+
+HASH_SPAN: int = 1 << 20
+"""Bytes hashed at the head and at the tail of the source (a full hash of a film takes minutes)."""
+
+
+def source_identity(path: StrPath) -> dict:
+    """Size, modification time and a sha256 of the first and last :data:`HASH_SPAN` bytes."""
+    p = Path(path)
+    st = p.stat()
+    h = hashlib.sha256()
+    with open(p, "rb") as f:
+        h.update(f.read(HASH_SPAN))
+        if st.st_size > HASH_SPAN:
+            f.seek(max(HASH_SPAN, st.st_size - HASH_SPAN))
+            h.update(f.read(HASH_SPAN))
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256_head_tail": h.hexdigest()}
+
+
+def describe_change(field_name: str, old: object, new: object) -> str:
+    """``"smoothing 0.5 -> 1.0"``: one changed item, for the one-line refusal."""
+    return f"{field_name} {old!r} -> {new!r}"
+
+
+@dataclass
+class Chunk:
+    """One chunk of a job: frames ``[start, end)`` written, ``[decode_start, decode_end)`` decoded.
+
+    The extra frames decoded on each side are the warm-up context (the smoother's radius,
+    rounded out to whole model batches) that make the chunk's frames bit-identical to those of
+    an uninterrupted run; they are coloured but not written.
+
+    Attributes:
+        index: position in the plan (0-based); also names the file.
+        start, end: frames written to this chunk's file.
+        decode_start, decode_end: frames decoded and run through the stages.
+        seek_pts: pts of frame ``decode_start`` (from the planning pass), so decoding can seek.
+        done: the chunk's file is complete and renamed into place.
+        seconds: wall time the chunk took (for ``status``' estimate).
+        bytes: size of the chunk's file.
+        first_pts, last_pts, duration: from the encoder, to verify the joined film.
+    """
+
+    index: int
+    start: int
+    end: int
+    decode_start: int
+    decode_end: int
+    seek_pts: int | None = None
+    done: bool = False
+    seconds: float = 0.0
+    bytes: int = 0
+    first_pts: int | None = None
+    last_pts: int | None = None
+    duration: float | None = None
+
+    @property
+    def frames(self) -> int:
+        return self.end - self.start
+
+    def filename(self, suffix: str = ".mp4") -> str:
+        """``chunk_0007.mp4``: the chunk's file name once complete."""
+        return f"chunk_{self.index:04d}{suffix}"
+
+
+@dataclass
+class JobManifest:
+    """Everything needed to resume a job and to refuse resuming it with other inputs.
+
+    Attributes:
+        source: :func:`source_identity` of the input.
+        settings: the settings that change output pixels (compared on resume).
+        config: every :class:`~filmcolor.config.RunConfig` field, so ``resume`` needs no options.
+        total_frames: frames in the film (``None`` until the planning pass has run).
+        cuts: shot starts found by the planning pass (``0`` included).
+        chunks: the plan.
+        created: Unix time the job was created.
+        version: :data:`FORMAT_VERSION`.
+    """
+
+    source: dict
+    settings: dict
+    config: dict
+    total_frames: int | None = None
+    cuts: list[int] | None = None
+    chunks: list[Chunk] = field(default_factory=list)
+    created: float = field(default_factory=time.time)
+    version: int = FORMAT_VERSION
+
+    @property
+    def planned(self) -> bool:
+        return self.total_frames is not None and bool(self.chunks)
+
+    @property
+    def frames_done(self) -> int:
+        return sum(c.frames for c in self.chunks if c.done)
+
+    @property
+    def chunks_done(self) -> int:
+        return sum(1 for c in self.chunks if c.done)
+
+    def seconds_left(self) -> float | None:
+        """Estimated seconds to finish, from the recorded speed of finished chunks."""
+        done = [c for c in self.chunks if c.done and c.seconds > 0]
+        if not done or self.total_frames is None:
+            return None
+        per_frame = sum(c.seconds for c in done) / sum(c.frames for c in done)
+        return per_frame * (self.total_frames - self.frames_done)
+
+    def mismatch(self, source: dict, settings: dict) -> str | None:
+        """One line naming what differs from ``source``/``settings``, or ``None`` if nothing.
+
+        The modification time alone is not a change when size and content hash agree (a copy
+        or a ``touch`` does not change a single pixel).
+        """
+        for key in ("size", "sha256_head_tail"):
+            if self.source.get(key) != source.get(key):
+                what = "size" if key == "size" else "content"
+                return f"the source file changed ({what}) since the job started"
+        changes = [
+            describe_change(k, self.settings.get(k), settings.get(k))
+            for k in sorted(set(self.settings) | set(settings))
+            if self.settings.get(k) != settings.get(k)
+        ]
+        if changes:
+            return "settings changed since the job started: " + ", ".join(changes)
+        return None
+
+    # -- persistence ---------------------------------------------------------------------------
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=1, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> JobManifest:
+        data = json.loads(text)
+        chunks = [Chunk(**c) for c in data.pop("chunks", [])]
+        return cls(**data, chunks=chunks)
+
+    def save(self, job_dir: StrPath) -> None:
+        """Write ``manifest.json`` atomically (tmp + fsync + rename + fsync of the folder)."""
+        folder = Path(job_dir)
+        final = folder / MANIFEST_NAME
+        tmp = folder / (MANIFEST_NAME + ".tmp")
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(self.to_json())
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, final)
+        fsync_dir(folder)
+
+    @classmethod
+    def load(cls, job_dir: StrPath) -> JobManifest:
+        """Read a job's manifest.
+
+        Raises:
+            JobStateError: no manifest, or one that cannot be read.
+        """
+        path = Path(job_dir) / MANIFEST_NAME
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise JobStateError(f"no job in {job_dir} (no {MANIFEST_NAME})") from None
+        try:
+            manifest = cls.from_json(text)
+        except (ValueError, TypeError) as exc:
+            raise JobStateError(
+                f"the job manifest {path} is unreadable ({exc.__class__.__name__}); "
+                "run the command again with --restart"
+            ) from exc
+        if manifest.version != FORMAT_VERSION:
+            raise JobStateError(
+                f"the job in {job_dir} was made by another filmcolor version; use --restart"
+            )
+        return manifest
+
+
+def fsync_dir(folder: Path) -> None:
+    """Make a rename inside ``folder`` durable (a no-op where folders cannot be opened)."""
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+@contextlib.contextmanager
+def job_lock(job_dir: StrPath) -> Iterator[None]:
+    """Hold an exclusive lock on a job directory for the whole run.
+
+    ``flock`` is released by the kernel when the process dies, even by SIGKILL, so a stale lock
+    never blocks a resume.
+
+    Raises:
+        JobStateError: another process holds the lock.
+    """
+    path = Path(job_dir) / LOCK_NAME
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            owner = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+            raise JobStateError(
+                f"the job in {job_dir} is in use by another filmcolor process (pid {owner}); "
+                "wait for it to finish or stop it first"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
