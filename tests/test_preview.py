@@ -1,0 +1,167 @@
+"""Frame-range previews (#4): range parsing, seeking, frames equal to a full run, the outputs."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import pytest
+
+from filmcolor.__main__ import main
+from filmcolor.config import RunConfig
+from filmcolor.errors import ConfigError
+from filmcolor.frames import FrameRange
+from filmcolor.preview import (
+    PreviewRequest,
+    _timing,
+    parse_frames,
+    parse_position,
+    preview_frames,
+    resolve_range,
+    sheet_indices,
+)
+from tests.media import Clip, make_clip
+
+NTSC = Fraction(24000, 1001)
+
+
+@pytest.fixture(scope="module")
+def clip_long(media_dir: Path) -> Clip:
+    """120 frames, cuts at 30, 70 and 100: previews start well past the look-back."""
+    return make_clip(media_dir / "long.mp4", n_frames=120, cuts=(30, 70, 100))
+
+
+@pytest.mark.parametrize(
+    "text, frame",
+    [
+        ("17280f", 17280),
+        ("00:12:03.5", 17347),  # 723.5 s * 23.976 = 17346.65 -> first frame at or after it
+        ("12:03.5", 17347),
+        ("723.5", 17347),
+        ("0", 0),
+        ("1:00:00", 86314),
+    ],
+)
+def test_parse_position(text: str, frame: int) -> None:
+    assert parse_position(text, NTSC) == frame
+
+
+@pytest.mark.parametrize("text", ["", "abc", "1:75", "1:2:3:4", "-5", "12f5", "1:60:00"])
+def test_parse_position_errors(text: str) -> None:
+    with pytest.raises(ConfigError, match="is not a position"):
+        parse_position(text, NTSC)
+
+
+def test_parse_frames_and_ranges() -> None:
+    assert parse_frames("17280-17400") == (17280, 17400)
+    for bad, msg in (("17280", "not a range"), ("5-x", "not a range"), ("9-9", "is empty")):
+        with pytest.raises(ConfigError, match=msg):
+            parse_frames(bad)
+    rate = NTSC
+    assert resolve_range(PreviewRequest(frames="10-20"), rate, 48) == FrameRange(10, 20)
+    assert resolve_range(PreviewRequest(start="1"), rate, 48) == FrameRange(24, 48)  # clipped
+    assert resolve_range(PreviewRequest(start="0.5", end="1"), rate, 48) == FrameRange(12, 24)
+    cases = [
+        (PreviewRequest(frames="40-60"), "ends at frame 60, past the end of the film (48 frames"),
+        (PreviewRequest(start="00:00:03"), "starts at frame 72, past the end of the film"),
+        (PreviewRequest(start="2f", end="1f"), "the range is empty"),
+        (PreviewRequest(frames="1-2", start="1"), "either --frames or --start/--end"),
+    ]
+    for req, msg in cases:
+        with pytest.raises(ConfigError, match=msg.replace("(", r"\(")):
+            resolve_range(req, rate, 48)
+
+
+def test_sheet_indices() -> None:
+    assert sheet_indices(FrameRange(10, 20), 4) == [10, 13, 16, 19]
+    assert sheet_indices(FrameRange(10, 12), 5) == [10, 11]
+
+
+@pytest.fixture(scope="module")
+def long_whole_run(clip_long: Clip) -> tuple[RunConfig, object, dict]:
+    """``(cfg, colorizer, {index: finished frame})`` of one whole pass over ``clip_long``."""
+    from filmcolor.io.decode import decode
+    from filmcolor.pipeline import build_colorizer, video_stages
+
+    cfg = RunConfig(input=clip_long.path, model="tiny")
+    colorizer = build_colorizer(cfg)
+    return cfg, colorizer, {f.index: f for f in video_stages(decode(clip_long.path), cfg, colorizer)}
+
+
+@pytest.mark.parametrize("rng", [FrameRange(80, 96), FrameRange(98, 103), FrameRange(112, 120)])
+def test_preview_frames_equal_full_run(
+    clip_long: Clip, long_whole_run, rng: FrameRange, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Bit-identical chroma to the same frames of one whole pass, and a real seek happened."""
+    import filmcolor.io.decode as dec
+
+    cfg, colorizer, whole = long_whole_run
+    seeks = []
+    real_seek = dec._seek
+
+    def spy(container, stream, pts):
+        got = real_seek(container, stream, pts)
+        seeks.append(got is not None)
+        return got
+
+    monkeypatch.setattr(dec, "_seek", spy)
+    got = list(preview_frames(cfg, clip_long.path, rng, clip_long.n_frames, colorizer))
+    assert seeks == [True]
+    assert [f.index for f in got] == list(range(rng.start, rng.end))
+    for f in got:
+        assert f.pts == whole[f.index].pts
+        assert np.array_equal(f.extra["cbcr"], whole[f.index].extra["cbcr"])
+
+
+def test_vfr_preview_counts_from_the_start(clip_vfr: Clip) -> None:
+    from filmcolor.io.decode import decode
+    from filmcolor.pipeline import build_colorizer, video_stages
+
+    assert _timing(clip_vfr.path).step is None  # no seek: indices cannot come from pts
+    cfg = RunConfig(input=clip_vfr.path, model="tiny")
+    colorizer = build_colorizer(cfg)
+    whole = {f.index: f for f in video_stages(decode(clip_vfr.path), cfg, colorizer)}
+    got = list(preview_frames(cfg, clip_vfr.path, FrameRange(20, 26), 32, colorizer))
+    assert [f.pts for f in got] == [whole[i].pts for i in range(20, 26)]
+    assert all(np.array_equal(f.extra["cbcr"], whole[f.index].extra["cbcr"]) for f in got)
+
+
+def test_preview_cli_clip_side_by_side_sheet(clip_ntsc: Clip, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "pv.mp4"
+    args = ["preview", str(clip_ntsc.path), "--frames", "20-40", "-o", str(out), "--model", "tiny",
+            "--side-by-side", "--sheet", "3"]
+    assert main(args) == 0
+    assert capsys.readouterr().out.strip().endswith(f"-> {out}, {out.with_suffix('.png')}")
+    with av.open(str(out)) as c:
+        v = c.streams.video[0]
+        assert (v.width, v.height) == (2 * clip_ntsc.width, clip_ntsc.height)
+        assert len(c.streams.audio) == 1
+        times = [f.pts * v.time_base for f in c.decode(v)]
+    assert len(times) == 20 and times[0] == 0
+    assert times[1] == Fraction(1001, 24000)
+    sheet = cv2.imread(str(out.with_suffix(".png")))
+    assert sheet.shape == (clip_ntsc.height, 3 * clip_ntsc.width, 3)
+    assert main(args) == 5  # exists: refused without --overwrite
+    assert "use --overwrite" in capsys.readouterr().err
+
+
+def test_preview_sweep_writes_one_sheet(clip_ntsc: Clip, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "sweep.mp4"
+    assert main(["preview", str(clip_ntsc.path), "--start", "0:01", "--end", "1.5", "-o",
+                 str(out), "--model", "tiny", "--render-size", "64,96", "-q"]) == 0
+    assert not out.exists()  # a sweep writes the comparison sheet only
+    sheet = cv2.imread(str(out.with_suffix(".png")))
+    assert sheet.shape == (2 * clip_ntsc.height, 4 * clip_ntsc.width, 3)  # 2 sizes x 4 frames
+
+
+def test_preview_range_past_the_end_is_one_line(clip_ntsc: Clip, capsys) -> None:
+    assert main(["preview", str(clip_ntsc.path), "--start", "00:01:00", "--model", "tiny"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    expected = (
+        "filmcolor: error: the range starts at frame 1439, past the end of the film "
+        "(48 frames, 00:00:02.002)"
+    )
+    assert err == [expected]
