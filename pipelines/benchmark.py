@@ -2,13 +2,16 @@
 
     python pipelines/benchmark.py                 # full: 20 s and 120 s 640x480 clips
     python pipelines/benchmark.py --quick         # 8 s clip, no 120 s RSS run
+    python pipelines/benchmark.py --jobs          # also: previews and chunked-job overhead (#4)
 
 Prints: end-to-end fps of ``filmcolor`` (default model, default settings); the same clip
 transcoded by ``ffmpeg -c:v libx264`` at the same preset/crf in the same run and the ratio of the
 two; the per-stage time split (decode / scene cuts / model / smoothing / merge / encode / remux);
 the model alone in ms per frame at render size 256, batch 8; and the peak RSS of whole runs on a
-20 s and a 120 s clip (each in a fresh process) and their ratio. Machines are shared and noisy:
-compare ratios from one run, not absolute numbers across runs.
+20 s and a 120 s clip (each in a fresh process) and their ratio. With ``--jobs``: the wall time
+of a 5 s preview at the start and near the end of a 120 s clip (ratio, target <= 1.5x: previews
+seek) and of a chunked job against a single pass over the same clip (target <= 1.10x).
+Machines are shared and noisy: compare ratios from one run, not absolute numbers across runs.
 """
 
 from __future__ import annotations
@@ -160,6 +163,40 @@ def model_ms_per_frame(size: int = 256, batch: int = 8, reps: int = 5) -> float:
     return (time.perf_counter() - t) / reps / batch * 1000
 
 
+def jobs_figures(tdp: Path, seconds: float, model: str | None, chunk_frames: int) -> dict:
+    """Preview at the start vs near the end, and chunked job vs single pass (#4)."""
+    from filmcolor.config import RunConfig
+    from filmcolor.io.probe import probe
+    from filmcolor.jobs.chunked import run_job
+    from filmcolor.pipeline import colorize_video
+    from filmcolor.preview import PreviewRequest, preview
+
+    src = tdp / "jobs.mp4"
+    make_clip(src, seconds, seed=2)
+    cfg = RunConfig(input=src, model=model, quiet=True, overwrite=True, chunk_frames=chunk_frames)
+
+    def timed_preview(start: float, name: str) -> float:
+        req = PreviewRequest(start=f"{start:.3f}", end=f"{start + 5:.3f}", output=str(tdp / name))
+        t = time.perf_counter()
+        preview(cfg, req)
+        return time.perf_counter() - t
+
+    timed_preview(0.0, "warm.mp4")  # imports, model load and first-call costs out of the figures
+    first = timed_preview(0.0, "pv_start.mp4")
+    last = timed_preview(seconds - 6.0, "pv_end.mp4")
+    info = probe(src)
+    t = time.perf_counter()
+    colorize_video(cfg, src, tdp / "single.mp4", info)
+    single = time.perf_counter() - t
+    t = time.perf_counter()
+    run_job(cfg, src, tdp / "job.mp4", info)
+    job = time.perf_counter() - t
+    return {
+        "preview_start_s": first, "preview_end_s": last, "preview_ratio": last / first,
+        "single_pass_s": single, "job_s": job, "job_overhead": job / single,
+    }
+
+
 RSS_CHILD = """
 import resource, sys, filmcolor
 filmcolor.colorize(sys.argv[1], sys.argv[2], overwrite=True)
@@ -179,12 +216,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--long-seconds", type=float, default=120.0)
     ap.add_argument("--json", type=Path, help="also write the figures here")
+    ap.add_argument("--jobs", action="store_true", help="also time previews and chunked jobs")
+    ap.add_argument("--jobs-seconds", type=float, default=120.0, help="clip length for --jobs")
+    ap.add_argument("--chunk-frames", type=int, default=2000, help="chunk size for --jobs")
+    ap.add_argument("--model", help="model for --jobs (default: the default model)")
+    ap.add_argument("--jobs-only", action="store_true", help="only the --jobs figures")
     args = ap.parse_args(argv)
     from filmcolor.config import RunConfig
 
     res: dict = {}
     with tempfile.TemporaryDirectory() as td:
         tdp = Path(td)
+        if args.jobs_only:
+            args.jobs = True
+            return _jobs_report(tdp, args, res)
         secs = 8.0 if args.quick else args.seconds
         clip = tdp / "clip.mp4"
         make_clip(clip, secs)
@@ -208,6 +253,20 @@ def main(argv: list[str] | None = None) -> int:
             r120 = peak_rss_mb(long_clip, tdp / "r120.mp4")
             res.update(rss_20s_mb=r20, rss_120s_mb=r120, rss_ratio=r120 / r20)
             print(f"peak RSS: {secs:.0f} s clip {r20:.0f} MB, {args.long_seconds:.0f} s clip {r120:.0f} MB -> ratio {r120 / r20:.3f} (target <= 1.15)")
+        if args.jobs:
+            return _jobs_report(tdp, args, res)
+    if args.json:
+        args.json.write_text(json.dumps(res, indent=2))
+    return 0
+
+
+def _jobs_report(tdp: Path, args: argparse.Namespace, res: dict) -> int:
+    jf = jobs_figures(tdp, args.jobs_seconds, args.model, args.chunk_frames)
+    res["jobs"] = jf
+    print(f"5 s preview on a {args.jobs_seconds:.0f} s clip: start {jf['preview_start_s']:.2f} s, "
+          f"near the end {jf['preview_end_s']:.2f} s -> ratio {jf['preview_ratio']:.2f}x (target <= 1.5x)")
+    print(f"chunked job {jf['job_s']:.1f} s vs single pass {jf['single_pass_s']:.1f} s "
+          f"-> overhead {jf['job_overhead']:.3f}x (target <= 1.10x)")
     if args.json:
         args.json.write_text(json.dumps(res, indent=2))
     return 0
