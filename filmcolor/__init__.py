@@ -3,15 +3,18 @@
 Public API::
 
     import filmcolor
-    filmcolor.colorize("movie.mp4")                 # -> movie.colour.mp4
+    filmcolor.colorize("movie.mp4")                 # -> movie.colour.mp4 (a resumable job)
+    filmcolor.preview("movie.mp4", start="12:03.5", end="12:08", sheet=6)
     filmcolor.list_models()
 """
 
 from __future__ import annotations
 
+import os
+
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "colorize", "list_models"]
+__all__ = ["__version__", "colorize", "list_models", "preview"]
 
 
 def colorize(input, output=None, **options):  # noqa: ANN001, ANN201 - documented below
@@ -33,6 +36,49 @@ def colorize(input, output=None, **options):  # noqa: ANN001, ANN201 - documente
 
     options.setdefault("quiet", True)
     return run(RunConfig(input=input, output=output, **options))
+
+
+def preview(  # -> filmcolor.preview.PreviewSummary (lazy import keeps `import filmcolor` light)
+    input: str | os.PathLike[str],
+    start: str | None = None,
+    end: str | None = None,
+    frames: str | None = None,
+    output: str | os.PathLike[str] | None = None,
+    side_by_side: bool = False,
+    sheet: int = 0,
+    render_sizes: list[int] | None = None,
+    models: list[str] | None = None,
+    **options: object,
+):
+    """Colour a few seconds of a film, as a full run with the same options would.
+
+    Args:
+        input: source video.
+        start, end: ``HH:MM:SS.fff``, ``MM:SS``, seconds or ``"17280f"`` (end exclusive).
+        frames: ``"A-B"`` frame numbers instead of ``start``/``end``.
+        output: the clip (default ``<stem>.preview-<A>-<B>.mp4``).
+        side_by_side: original | colour.
+        sheet: frames in a PNG contact sheet (0: none).
+        render_sizes, models: compare several (one sheet, no clip).
+        **options: any :class:`filmcolor.config.RunConfig` field.
+
+    Returns:
+        :class:`filmcolor.preview.PreviewSummary`.
+
+    Raises:
+        filmcolor.errors.FilmcolorError: bad range, input, model or output.
+    """
+    from filmcolor.config import RunConfig
+    from filmcolor.preview import PreviewRequest
+    from filmcolor.preview import preview as _preview
+
+    options.setdefault("quiet", True)
+    req = PreviewRequest(
+        start=start, end=end, frames=frames, output=None if output is None else str(output),
+        side_by_side=side_by_side, sheet=sheet, render_sizes=list(render_sizes or []),
+        models=list(models or []),
+    )
+    return _preview(RunConfig(input=input, **options), req)
 
 
 def list_models(include_test: bool = False):  # noqa: ANN201

@@ -118,6 +118,22 @@ def test_sigkill_and_resume_is_identical(
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 
+def test_sigterm_stops_cleanly_and_prints_resume(clip_ntsc: Clip, reference: Path, tmp_path: Path) -> None:
+    out = tmp_path / "film.mkv"
+    job = chunked.default_job_dir(out)
+    cmd = [sys.executable, "-m", "filmcolor", str(clip_ntsc.path), "-o", str(out), *EXACT]
+    env = {**os.environ, chunked.KILL_ENV: "chunk:15/TERM", "FILMCOLOR_DEBUG": "0"}
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert r.returncode == 130
+    assert r.stderr.strip().splitlines() == [
+        f"filmcolor: interrupted; resume with: filmcolor resume {job}"
+    ]
+    assert JobManifest.load(job).chunks_done == 1
+    assert not list(job.glob("*.tmp"))  # the chunk in progress was not left half-written
+    assert run_cli("resume", job, "-q") == 0
+    assert frames_and_times(out) == frames_and_times(reference)
+
+
 def test_interrupt_status_settings_change_and_restart(
     clip_ntsc: Clip, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:

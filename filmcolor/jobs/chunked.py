@@ -74,13 +74,17 @@ DISK_FACTOR: float = 1.5
 KILL_ENV: str = "FILMCOLOR_KILL_AT"
 """Test hook: ``planning:N``, ``chunk:N``, ``done:N`` or ``join:N`` makes the process SIGKILL
 itself at that point (planning frame N, N-th frame encoded by this process, after chunk N is
-marked done, N-th packet joined), so kill-and-resume tests are deterministic."""
+marked done, N-th packet joined), so kill-and-resume tests are deterministic; a ``/TERM`` suffix
+sends SIGTERM instead."""
 
 
 def _kill_point(point: str, n: int) -> None:
     spec = os.environ.get(KILL_ENV)
-    if spec and spec == f"{point}:{n}":
-        os.kill(os.getpid(), signal.SIGKILL)
+    if not spec:
+        return
+    where, _, sig = spec.partition("/")
+    if where == f"{point}:{n}":
+        os.kill(os.getpid(), signal.SIGTERM if sig == "TERM" else signal.SIGKILL)
 
 
 def default_job_dir(out: Path) -> Path:
