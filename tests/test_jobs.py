@@ -1,9 +1,9 @@
 """Resumable chunked jobs (#4): the plan, bit-exact chunks, kill-and-resume, refusals, status.
 
-Exact comparisons of *encoded* outputs use ``--codec ffv1`` (lossless): libx264 as bundled with
-PyAV was seen to give different bitstreams for hash-identical input planes in two processes, so
-an H.264 output cannot be compared bit for bit even between two uninterrupted runs. The coloured
-planes themselves are compared before encoding (``test_chunks_equal_whole_run``).
+The SIGKILL tests use ``--codec ffv1`` (lossless), so they check the pipeline's determinism
+independently of any encoder; ``test_h264_resume_is_identical`` checks the default libx264 too
+(which needs ``chunked.repeatable_heap``). The coloured planes themselves are compared before
+encoding in ``test_chunks_equal_whole_run``.
 """
 
 from __future__ import annotations
@@ -202,3 +202,15 @@ def test_vfr_job_keeps_timestamps(clip_vfr: Clip, tmp_path: Path) -> None:
         src = [f.pts * c.streams.video[0].time_base for f in c.decode(video=0)]
     assert [t for t, _ in frames_and_times(out)] == src
     assert len(list(chunked.default_job_dir(out).glob("chunk_*.mp4"))) >= 3  # kept
+
+
+def test_h264_resume_is_identical(clip_ntsc: Clip, tmp_path: Path, monkeypatch) -> None:
+    """Default encoder: an interrupted and resumed job decodes to the uninterrupted run's frames."""
+    ref = tmp_path / "ref.mp4"
+    assert run_cli(clip_ntsc.path, "-o", ref, *TINY) == 0
+    out = tmp_path / "resumed.mp4"
+    interrupt_at(monkeypatch, "done:2")
+    assert run_cli(clip_ntsc.path, "-o", out, *TINY) == 130
+    monkeypatch.undo()
+    assert run_cli("resume", chunked.default_job_dir(out), "-q") == 0
+    assert frames_and_times(out) == frames_and_times(ref)
