@@ -214,3 +214,15 @@ def test_h264_resume_is_identical(clip_ntsc: Clip, tmp_path: Path, monkeypatch) 
     monkeypatch.undo()
     assert run_cli("resume", chunked.default_job_dir(out), "-q") == 0
     assert frames_and_times(out) == frames_and_times(ref)
+
+
+def test_resume_keeps_overwrite(clip_ntsc: Clip, tmp_path: Path, monkeypatch) -> None:
+    """A job started with --overwrite over an old output can be resumed while that output exists."""
+    out = tmp_path / "o.mp4"
+    out.write_bytes(b"old")
+    interrupt_at(monkeypatch, "done:0")
+    assert run_cli(clip_ntsc.path, "-o", out, *TINY, "--overwrite") == 130
+    monkeypatch.undo()
+    assert out.read_bytes() == b"old"  # untouched until the new film is complete
+    assert run_cli("resume", chunked.default_job_dir(out), "-q") == 0
+    assert len(frames_and_times(out)) == clip_ntsc.n_frames

@@ -125,8 +125,9 @@ def stored_config(cfg: RunConfig, src: Path, out: Path, job_dir: Path) -> dict:
     data.update(input=str(src.resolve()), output=str(out.resolve()), job_dir=str(job_dir.resolve()))
     if cfg.weights is not None:
         data["weights"] = str(Path(cfg.weights).resolve())
+    # Not --restart: `resume` must never throw finished chunks away. --overwrite is kept, so a
+    # job started to replace an old output can be resumed while that output is still there.
     data.pop("restart", None)
-    data.pop("overwrite", None)
     return data
 
 
