@@ -150,7 +150,9 @@ def resolve_range(req: PreviewRequest, rate: Fraction, total: int) -> FrameRange
     if a >= total:
         raise ConfigError(f"the range starts at frame {a}, past the end of the film ({length})")
     if b <= a:
-        raise ConfigError(f"the range is empty: it ends at frame {b}, not after its start (frame {a})")
+        raise ConfigError(
+            f"the range is empty: it ends at frame {b}, not after its start (frame {a})"
+        )
     if b > total:
         raise ConfigError(f"the range ends at frame {b}, past the end of the film ({length})")
     return FrameRange(a, b)
@@ -360,7 +362,8 @@ def preview(cfg: RunConfig, req: PreviewRequest) -> PreviewSummary:
             try:
                 stats = encode(frames, video_tmp, enc_info, codec=cfg.codec, crf=cfg.crf,
                                preset=cfg.preset)
-                start_s = float((base[0] - timing.start_pts) * (info.time_base or 0)) if base else 0.0
+                first = base[0] if base else timing.start_pts
+                start_s = float((first - timing.start_pts) * (info.time_base or 0))
                 with atomic_output(clip) as tmp:
                     run_remux(build_preview_remux_args(
                         video_tmp, src, tmp, start_s, stats.duration, ffmpeg=ffmpeg_exe()))

@@ -118,7 +118,9 @@ def test_sigkill_and_resume_is_identical(
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 
-def test_sigterm_stops_cleanly_and_prints_resume(clip_ntsc: Clip, reference: Path, tmp_path: Path) -> None:
+def test_sigterm_stops_cleanly_and_prints_resume(
+    clip_ntsc: Clip, reference: Path, tmp_path: Path
+) -> None:
     out = tmp_path / "film.mkv"
     job = chunked.default_job_dir(out)
     cmd = [sys.executable, "-m", "filmcolor", str(clip_ntsc.path), "-o", str(out), *EXACT]

@@ -88,7 +88,8 @@ def long_whole_run(clip_long: Clip) -> tuple[RunConfig, object, dict]:
 
     cfg = RunConfig(input=clip_long.path, model="tiny")
     colorizer = build_colorizer(cfg)
-    return cfg, colorizer, {f.index: f for f in video_stages(decode(clip_long.path), cfg, colorizer)}
+    whole = {f.index: f for f in video_stages(decode(clip_long.path), cfg, colorizer)}
+    return cfg, colorizer, whole
 
 
 @pytest.mark.parametrize("rng", [FrameRange(80, 96), FrameRange(98, 103), FrameRange(112, 120)])

@@ -228,7 +228,9 @@ def _plan(manifest: JobManifest, src: Path, cfg: RunConfig, colorizer, job_dir: 
 
 
 # -- chunks -----------------------------------------------------------------------------------
-def chunk_frames(src: Path, chunk: Chunk, cuts: list[int], cfg: RunConfig, colorizer) -> Iterator[Frame]:
+def chunk_frames(
+    src: Path, chunk: Chunk, cuts: list[int], cfg: RunConfig, colorizer
+) -> Iterator[Frame]:
     """The finished frames ``[chunk.start, chunk.end)``: the stages run over the decode range."""
     from filmcolor.io.decode import decode
     from filmcolor.pipeline import video_stages
@@ -427,7 +429,9 @@ def join_chunks(paths: list[Path], offsets: list[Fraction], out: Path) -> int:
                         ostream.time_base = ist.time_base
                     ticks = offset_s / Fraction(ist.time_base)
                     if ticks.denominator != 1:
-                        raise EncodeError(f"{path.name}: start {offset_s} s is not on its time base")
+                        raise EncodeError(
+                            f"{path.name}: start {offset_s} s is not on its time base"
+                        )
                     offset = int(ticks)
                     for packet in ic.demux(ist):
                         if packet.size == 0:  # the demuxer's flush packet
@@ -567,9 +571,11 @@ def run_job(cfg: RunConfig, src: Path, out: Path, info) -> RunSummary:
                 try:
                     with logging_redirect(not cfg.quiet):
                         for chunk in todo:
-                            check_disk(job_dir, _chunk_estimate(manifest, chunk), f"chunk {chunk.index}")
+                            need = _chunk_estimate(manifest, chunk)
+                            check_disk(job_dir, need, f"chunk {chunk.index}")
                             _run_chunk(
-                                manifest, chunk, src, info, cfg, colorizer, job_dir, progress, counter
+                                manifest, chunk, src, info, cfg, colorizer, job_dir, progress,
+                                counter,
                             )
                 finally:
                     progress.close()
@@ -608,7 +614,8 @@ def status_lines(job_dir: Path) -> list[str]:
     else:
         total = manifest.total_frames or 0
         lines.append(f"chunks: {manifest.chunks_done}/{len(manifest.chunks)} done")
-        lines.append(f"frames: {manifest.frames_done}/{total} ({100 * manifest.frames_done / total:.1f} %)")
+        pct = 100 * manifest.frames_done / total
+        lines.append(f"frames: {manifest.frames_done}/{total} ({pct:.1f} %)")
         left = manifest.seconds_left()
         if manifest.chunks_done == len(manifest.chunks):
             lines.append("time left: joining only")
