@@ -98,8 +98,18 @@ def mark_cuts(frames: Iterator[Frame], cuts: Collection[int]) -> Iterator[Frame]
         yield fr
 
 
+def _from_index(frames: Iterator[Frame], first: int) -> Iterator[Frame]:
+    for fr in frames:
+        if fr.index >= first:
+            yield fr
+
+
 def video_stages(
-    frames: Iterator[Frame], cfg: RunConfig, colorizer, cuts: Collection[int] | None = None
+    frames: Iterator[Frame],
+    cfg: RunConfig,
+    colorizer,
+    cuts: Collection[int] | None = None,
+    colour_from: int = 0,
 ) -> Iterator[Frame]:
     """decode output -> scene cuts -> model -> smoothing -> merge (shared by jobs and previews).
 
@@ -110,6 +120,8 @@ def video_stages(
         cuts: shot starts from a planning pass. Chunks must use these rather than run the
             detector again: its history at a chunk's first frame would differ from that of an
             uninterrupted run. ``None`` runs the detector on ``frames`` (if ``cfg.scene_detect``).
+        colour_from: frames before this index only go through the scene-cut stage (a preview's
+            look-back warms the detector up; colouring it would be wasted work).
     """
     from filmcolor.infer.merge import merge_video
     from filmcolor.temporal.scenecut import SceneCutDetector
@@ -119,6 +131,8 @@ def video_stages(
         frames = mark_cuts(frames, cuts)
     elif cfg.scene_detect:
         frames = SceneCutDetector().annotate(frames)
+    if colour_from > 0:
+        frames = _from_index(frames, colour_from)
     frames = colorizer(frames)
     if cfg.smoothing > 0:
         frames = ChromaSmoother.from_strength(cfg.smoothing)(frames)

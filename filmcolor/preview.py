@@ -11,10 +11,11 @@ the same frames of a full run with the same settings:
   from timestamps, so the preview decodes from the first frame and counts: always right, but its
   cost grows with the position.
 * **Warm-up.** ``R`` frames (the smoother's radius) before and after the range are decoded and
-  coloured, plus a look-back of :data:`LOOKBACK` frames so the scene-cut detector has settled
-  by the time the range starts (it only needs the last shot's few frames; a cut in the look-back
-  is found as in the full run). All of it is rounded out to whole model batches, which are
-  aligned to absolute frame indices (see ``Colorizer.__call__``).
+  coloured, rounded out to whole model batches, which are aligned to absolute frame indices
+  (see ``Colorizer.__call__``). Before that, a look-back of :data:`LOOKBACK` frames is decoded
+  and only shown to the scene-cut detector (not coloured), so it has settled by the time the
+  range starts (it only needs the last shot's few frames; a cut in the look-back is found as
+  in the full run).
 
 Sweeps (``render_sizes``, ``models``) colour the range once per combination and put the frames
 in one contact sheet, one row per combination.
@@ -198,10 +199,12 @@ def preview_frames(
     radius = ChromaSmoother.from_strength(cfg.smoothing).context if cfg.smoothing > 0 else 0
     look = LOOKBACK if cfg.scene_detect else 0
     batch = colorizer.batch_size
-    ds = max(0, (rng.start - radius - look) // batch * batch)
+    colour_from = max(0, (rng.start - radius) // batch * batch)
+    ds = max(0, colour_from - look)
     de = min(total, -(-(rng.end + radius) // batch) * batch)
     seek = timing.start_pts + ds * timing.step if timing.step and ds > 0 else None
-    for fr in video_stages(decode(src, ds, de, seek_pts=seek), cfg, colorizer):
+    frames = decode(src, ds, de, seek_pts=seek)
+    for fr in video_stages(frames, cfg, colorizer, colour_from=colour_from):
         if fr.index in rng:
             yield fr
         elif fr.index >= rng.end:
