@@ -25,6 +25,8 @@ class ModelCfg:
         square: the model wants a square input (aspect is stretched, as DeOldify does).
         weights: default weights file name (looked up in ``weights/`` and the cache dirs), or None.
         test_only: registered for tests; never the default and hidden from casual listings.
+        skip_init: when weights are loaded, build on the meta device and skip the random init
+            (every parameter is then overwritten; saves seconds on 200M-parameter models).
     """
 
     name: str
@@ -34,6 +36,7 @@ class ModelCfg:
     square: bool = False
     weights: str | None = None
     test_only: bool = False
+    skip_init: bool = False
     extra: dict = field(default_factory=dict)
 
 

@@ -73,8 +73,18 @@ def create_model(
     cfg = get_model_cfg(name)
     fn = _REGISTRY[name][0]
     kwargs = {k: v for k, v in kwargs.items() if v is not None}
-    model = fn(**kwargs)
-    if pretrained and (weights is not None or cfg.weights is not None):
+    load = pretrained and (weights is not None or cfg.weights is not None)
+    if load and cfg.skip_init:
+        import torch
+
+        # Random init of a large third-party model (#5) costs seconds and is overwritten by the
+        # strict load anyway: build without storage, then allocate it uninitialised.
+        with torch.device("meta"):
+            model = fn(**kwargs)
+        model = model.to_empty(device="cpu")
+    else:
+        model = fn(**kwargs)
+    if load:
         from filmcolor.models.weights import load_into
 
         load_into(model, cfg, weights)

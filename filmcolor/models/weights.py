@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 from pathlib import Path
 
 import torch
@@ -17,6 +18,11 @@ from filmcolor.errors import WeightsError
 from filmcolor.models.base import ChromaModel, ModelCfg
 
 logger = logging.getLogger("filmcolor")
+
+SAFE_GLOBALS: tuple[type, ...] = (slice,)
+"""Python types a weights file may contain besides tensors and containers (fastai's lr slices)."""
+
+_GLOBAL_RE = re.compile(r"Unsupported global: GLOBAL (\S+)")
 
 REPO_WEIGHTS_DIR: Path = Path(__file__).resolve().parents[2] / "weights"
 """``weights/`` of the source tree (present for editable installs and source checkouts)."""
@@ -43,7 +49,13 @@ def find_weights(filename: str) -> Path:
         if p.is_file():
             return p
     where = ", ".join(str(d) for d in search_dirs())
-    raise WeightsError(f"weights file {filename!r} not found (looked in {where}); pass --weights PATH")
+    hint = "pass --weights PATH"
+    from filmcolor.models.thirdparty import entry_for_file
+
+    entry = entry_for_file(filename)
+    if entry is not None:  # third-party weights are never shipped: say how to get them (#5)
+        hint = f"get it with `filmcolor weights fetch {entry.model}` ({entry.url}) or {hint}"
+    raise WeightsError(f"weights file {filename!r} not found (looked in {where}); {hint}")
 
 
 def sha256sum(path: Path, chunk: int = 1 << 20) -> str:
@@ -65,8 +77,17 @@ def read_weights(path: str | Path) -> dict:
     if not path.is_file():
         raise WeightsError(f"weights file not found: {path}")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        # weights_only: tensors and plain containers only, never pickled code. fastai checkpoints
+        # (DeOldify, #5) also hold `slice` objects in their optimiser state; nothing else is allowed.
+        with torch.serialization.safe_globals(list(SAFE_GLOBALS)):
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many types for corrupt/foreign files
+        refused = _GLOBAL_RE.search(str(e))
+        if refused:
+            raise WeightsError(
+                f"refusing to load {path}: it holds a pickled object ({refused.group(1)}) that "
+                "safe loading does not run"
+            ) from e
         raise WeightsError(f"cannot read weights {path}: not a PyTorch weights file ({e.__class__.__name__})") from e
     if not isinstance(state, dict):
         raise WeightsError(f"cannot read weights {path}: expected a state dict, got {type(state).__name__}")
@@ -83,7 +104,15 @@ def load_into(model: ChromaModel, cfg: ModelCfg, weights: str | Path | None) -> 
         WeightsError: missing, corrupt, or made for another architecture.
     """
     path = Path(weights) if weights is not None else find_weights(str(cfg.weights))
-    state = read_weights(path)
+    from filmcolor.models.thirdparty import catalog_entry
+
+    entry = catalog_entry(cfg.name)
+    # A wrong or corrupt third-party file: the one line also names the file that was expected.
+    expected = f"; expected {entry.expected()}" if entry is not None else ""
+    try:
+        state = read_weights(path)
+    except WeightsError as e:
+        raise WeightsError(f"{e}{expected}") from e.__cause__
     arch = state.get("arch")
     if arch is not None and arch != cfg.name:
         raise WeightsError(f"weights {path} are for model {arch!r}, not {cfg.name!r}; use --model {arch}")
@@ -91,6 +120,6 @@ def load_into(model: ChromaModel, cfg: ModelCfg, weights: str | Path | None) -> 
         model.load_weights(state)
     except (RuntimeError, KeyError, ValueError) as e:
         first = str(e).strip().splitlines()[0]
-        raise WeightsError(f"weights {path} do not fit model {cfg.name!r}: {first}") from e
+        raise WeightsError(f"weights {path} do not fit model {cfg.name!r}: {first}{expected}") from e
     logger.debug("loaded weights %s", path)
     return path
