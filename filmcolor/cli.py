@@ -114,6 +114,35 @@ def models_cmd(show_all: bool) -> None:
         click.echo(f"{mark} {cfg.name:<20} render {cfg.render_size:<4} {cfg.description}")
 
 
+@main.group("weights", context_settings=CONTEXT_SETTINGS)
+def weights_group() -> None:
+    """Third-party weights (DeOldify, Zhang et al.): list them, fetch them."""
+
+
+@weights_group.command("list")
+def weights_list_cmd() -> None:
+    """Show each third-party weights file, whether it is here, and where filmcolor looks."""
+    from filmcolor.models.thirdparty import load_catalog, weights_status_lines
+
+    for line in weights_status_lines(load_catalog()):
+        click.echo(line)
+
+
+@weights_group.command("fetch")
+@click.argument("name")
+@click.option("--dest", type=click.Path(path_type=str),
+              help="Folder to save into. Default: $FILMCOLOR_HOME, else ~/.cache/filmcolor.")
+@click.option("--url", help="Download from this mirror instead of the official URL.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+def weights_fetch_cmd(name: str, dest: str | None, url: str | None, quiet: bool) -> None:
+    """Download the weights of model NAME (resumable; size and sha256 checked where published)."""
+    from filmcolor.models.thirdparty import fetch
+
+    path = fetch(name, dest=dest, url=url, progress=not quiet)
+    if not quiet:
+        click.echo(f"{name}: {path}")
+
+
 @main.command("resume", context_settings=CONTEXT_SETTINGS)
 @click.argument("job_dir", type=click.Path(path_type=str))
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary.")
