@@ -174,7 +174,7 @@ class Trainer:
         logits = self.model(lightness)
         if cfg.loss == "regression":
             loss = regression_loss(self.model.bins.expected(logits), ab)
-            parts = {"reg": float(loss)}
+            parts = {"reg": float(loss.detach())}
         else:
             loss, parts = colorization_loss(
                 logits, ab, self.model.bins, self.class_weights, cfg.reg_weight
