@@ -55,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override settings")
     ap.add_argument("--export", type=Path, help="write fp16 weights from the last checkpoint")
     ap.add_argument("--temperature", type=float, help="annealed-mean temperature stored on export")
+    ap.add_argument("--chroma-gain", type=float, help="decoding chroma gain stored on export (pipelines/decode_study.py)")
     ap.add_argument("--quiet", action="store_true")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
@@ -74,6 +75,8 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(f"no checkpoint in {cfg.run_dir}")
         if args.temperature is not None:
             model.bins.temperature.fill_(args.temperature)
+        if args.chroma_gain is not None:
+            model.bins.chroma_gain.fill_(args.chroma_gain)
         meta = {"step": trainer.step, "config": {f.name: getattr(cfg, f.name) for f in fields(cfg)}}
         meta["config"]["sources"] = [Path(s).name for s in cfg.sources]
         meta["config"]["run_dir"] = Path(cfg.run_dir).name

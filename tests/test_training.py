@@ -50,6 +50,52 @@ def test_loss_is_lower_for_right_colour():
     assert float(l_right) < float(l_wrong)
 
 
+def _logits_for(bins: ABBins, ab_values: list[tuple[float, float]]) -> torch.Tensor:
+    """Logits (1, Q, 1, n) that put all mass on the bins nearest the given a/b, one per pixel,
+    or, for a pair of values in one entry, half on each."""
+    cols = []
+    for v in ab_values:
+        pts = [v] if isinstance(v[0], (int, float)) else list(v)
+        p = torch.zeros(bins.num_bins)
+        for a, b in pts:
+            p[bins.nearest(torch.tensor([[[[a]], [[b]]]]))[0, 0, 0]] += 1.0 / len(pts)
+        cols.append(torch.log(p + 1e-12))
+    return torch.stack(cols, 1)[None, :, None, :]
+
+
+def test_chroma_gain_scales_only_certain_hues():
+    bins = ABBins(temperature=1.0)
+    c = bins.centres
+    one = tuple(c[bins.nearest(torch.tensor([[[[40.0]], [[20.0]]]]))[0, 0, 0]].tolist())
+    opp = (one, (-one[0], -one[1]))  # two opposite hues, equal mass: the mean is grey
+    near = (one, (one[0], one[1] + 10.0))  # two neighbouring bins of one hue
+    logits = _logits_for(bins, [one, opp, near])
+    plain = bins.decode(logits)
+    boosted = bins.decode(logits, chroma_gain=1.5)
+    # All the mass on one bin: certainty 1, chroma x1.5 with the hue unchanged.
+    assert torch.allclose(boosted[0, :, 0, 0], plain[0, :, 0, 0] * 1.5, atol=1e-3)
+    # Opposite hues cancel: still grey, no boost.
+    assert float(boosted[0, :, 0, 1].abs().max()) < 1e-3
+    # Neighbouring bins of one hue: certainty just below 1, a boost just below 1.5.
+    ratio = float(boosted[0, :, 0, 2].norm() / plain[0, :, 0, 2].norm())
+    assert 1.4 < ratio < 1.5
+    # Gain 1 is the plain annealed mean.
+    assert torch.equal(bins.decode(logits, chroma_gain=1.0), plain)
+
+
+def test_weights_without_chroma_gain_load_with_gain_one(tmp_path):
+    model = create_model("filmcolor-lite0", pretrained=False)
+    sd = {k: v for k, v in model.state_dict().items() if k != "bins.chroma_gain"}
+    model.bins.chroma_gain.fill_(1.7)
+    model.load_weights({"state_dict": sd})  # strict: a file from before the gain existed
+    assert float(model.bins.chroma_gain) == 1.0
+    model.bins.chroma_gain.fill_(1.25)
+    export_weights(model, tmp_path / "w.pt")
+    other = create_model("filmcolor-lite0", pretrained=False)
+    other.load_weights(torch.load(tmp_path / "w.pt", weights_only=True))
+    assert float(other.bins.chroma_gain) == 1.25  # stored in full precision, not fp16
+
+
 def test_film_grey_orthochromatic_darkens_red():
     red = torch.zeros(64, 3, 16, 16)
     red[:, 0] = 1.0

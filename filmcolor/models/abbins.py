@@ -45,6 +45,8 @@ class ABBins(torch.nn.Module):
         limit: grid half-range.
         sigma: std of the Gaussian soft-encoding, in Lab units.
         temperature: default annealed-mean temperature for decoding.
+        chroma_gain: default chroma gain of decoding, applied where the hue is certain (see
+            :meth:`decode`).
     """
 
     def __init__(
@@ -53,12 +55,21 @@ class ABBins(torch.nn.Module):
         limit: float = GRID_LIMIT,
         sigma: float = 5.0,
         temperature: float = 0.38,
+        chroma_gain: float = 1.0,
     ) -> None:
         super().__init__()
         self.step, self.limit, self.sigma = step, limit, sigma
         self.register_buffer("centres", in_gamut_centres(step, limit), persistent=False)
         # Temperature is a (persistent) buffer so a trained model ships the value chosen for it.
         self.register_buffer("temperature", torch.tensor(float(temperature)))
+        self.register_buffer("chroma_gain", torch.tensor(float(chroma_gain)))
+        # Exponent of the hue-certainty weight of the gain (0: the same gain everywhere).
+        self.gain_power = 1.0
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # type: ignore[no-untyped-def]
+        # Weights files written before the chroma gain existed decode as they always did (gain 1).
+        state_dict.setdefault(prefix + "chroma_gain", torch.tensor(1.0))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     @property
     def num_bins(self) -> int:
@@ -90,16 +101,31 @@ class ABBins(torch.nn.Module):
         idx = torch.cdist(flat, self.centres.to(flat.dtype)).argmin(1)
         return idx.reshape(ab.shape[0], ab.shape[2], ab.shape[3])
 
-    def decode(self, logits: torch.Tensor, temperature: float | None = None) -> torch.Tensor:
+    def decode(
+        self, logits: torch.Tensor, temperature: float | None = None, chroma_gain: float | None = None
+    ) -> torch.Tensor:
         """Annealed mean: ``(N, Q, H, W)`` logits -> ``(N, 2, H, W)`` a/b.
 
         ``temperature`` 1 gives the plain mean (muted), towards 0 the mode (vivid, patchy).
+        ``chroma_gain`` > 1 scales the chroma up where the distribution agrees on one hue: the
+        mean of a distribution is paler than its members, and more so the more its hues disagree.
+        The certainty ``|E[ab]| / E[|ab|]`` is 1 where all the mass has one hue and falls to 0
+        where opposite hues cancel, so unsure pixels (where a vivid guess would often be the
+        wrong colour) stay muted.
         """
         t = float(self.temperature) if temperature is None else float(temperature)
+        g = float(self.chroma_gain) if chroma_gain is None else float(chroma_gain)
         # Softmax over the last axis of an NHWC view, then one matmul: 2x faster on a CPU than a
         # softmax over dim 1 of a channels-last tensor followed by an einsum.
         p = F.softmax(logits.permute(0, 2, 3, 1).float() / max(t, 1e-3), dim=-1)
-        return (p @ self.centres.to(p.dtype)).permute(0, 3, 1, 2)
+        if g == 1.0:
+            return (p @ self.centres.to(p.dtype)).permute(0, 3, 1, 2)
+        c = self.centres.to(p.dtype)
+        m = p @ torch.cat([c, c.norm(dim=1, keepdim=True)], 1)  # a, b, E[|ab|]
+        ab = m[..., :2]
+        certainty = (ab.norm(dim=-1, keepdim=True) / m[..., 2:].clamp(min=1e-6)).clamp(0, 1)
+        ab = ab * (1 + (g - 1) * certainty**self.gain_power)
+        return ab.permute(0, 3, 1, 2)
 
     def expected(self, logits: torch.Tensor) -> torch.Tensor:
         """Differentiable plain mean (T = 1), used by the regression term of the loss."""

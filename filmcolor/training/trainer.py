@@ -213,7 +213,7 @@ class Trainer:
 def export_weights(model: EffUNet, path: Path, meta: dict | None = None) -> None:
     """Write shippable weights: fp16 state dict, no optimiser state, with metadata; atomic."""
     sd = {
-        k: (v.half() if v.is_floating_point() and k != "bins.temperature" else v)
+        k: (v.half() if v.is_floating_point() and not k.startswith("bins.") else v)
         for k, v in model.state_dict().items()
     }
     payload = {"format": "filmcolor-weights-1", "arch": model.cfg.name, "state_dict": sd}
