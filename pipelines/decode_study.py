@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
             continue  # without a gain the power changes nothing
         model.bins.temperature.fill_(t)
         model.bins.chroma_gain.fill_(g)
-        model.bins.gain_power = k
+        model.bins.gain_power.fill_(k)
         r = eval_photos(colorizer, files, 0, args.out)
         print(
             f"| {t:.2f} | {g:.2f} | {k:g} | {r['ours']['ciede2000']:.2f} ({r['ciede2000_ratio_vs_grey']:.3f}x) "

@@ -207,7 +207,7 @@ def bw_sheet(colorizer: Colorizer, files: list[Path], path: Path, per_clip: int 
 def markdown(res: dict, args: argparse.Namespace) -> str:
     lines = [
         f"Model `{args.model}` at render size {args.render_size}, temperature {args.temperature_used}, "
-        f"chroma gain {args.chroma_gain_used}.",
+        f"chroma gain {args.chroma_gain_used} (certainty power {args.gain_power_used}).",
         "",
     ]
     if "photos" in res:
@@ -247,6 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--render-size", type=int, default=256)
     ap.add_argument("--temperature", type=float, help="override the model's annealed-mean temperature")
     ap.add_argument("--chroma-gain", type=float, help="override the model's decoding chroma gain")
+    ap.add_argument("--gain-power", type=float, help="override the hue-certainty exponent of the chroma gain")
     ap.add_argument("--photos", type=Path, default=ROOT.parent / "shared/data/photos/dev")
     ap.add_argument("--holdout-every", type=int, default=0,
                     help="use only the hash-held-out files of --photos (training's validation split)")
@@ -269,11 +270,14 @@ def main(argv: list[str] | None = None) -> int:
         model.bins.temperature.fill_(args.temperature)
     if args.chroma_gain is not None and hasattr(model, "bins"):
         model.bins.chroma_gain.fill_(args.chroma_gain)
+    if args.gain_power is not None and hasattr(model, "bins"):
+        model.bins.gain_power.fill_(args.gain_power)
     args.temperature_used = round(float(model.bins.temperature), 4) if hasattr(model, "bins") else None
     args.chroma_gain_used = round(float(model.bins.chroma_gain), 4) if hasattr(model, "bins") else None
+    args.gain_power_used = round(float(model.bins.gain_power), 4) if hasattr(model, "bins") else None
     colorizer = Colorizer(model, "auto", args.batch_size, args.render_size)
     res: dict = {"model": args.model, "render_size": args.render_size, "temperature": args.temperature_used,
-                 "chroma_gain": args.chroma_gain_used}
+                 "chroma_gain": args.chroma_gain_used, "gain_power": args.gain_power_used}
     t0 = time.time()
     args.photos_name = args.photos.name
     if not args.no_photos and args.photos.is_dir():

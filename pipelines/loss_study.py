@@ -30,6 +30,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--crop", type=int, default=128)
     ap.add_argument("--limit", type=int, default=100)
+    ap.add_argument("--aug-strength", type=float, default=0.3, help="film augmentation (as in the shipped recipe)")
+    ap.add_argument("--gain", type=float, default=1.4, help="also evaluate both with this decoding chroma gain")
     ap.add_argument("--out", type=Path, default=ROOT / "runs/loss_study")
     args = ap.parse_args(argv)
     rows = {}
@@ -40,18 +42,20 @@ def main(argv: list[str] | None = None) -> int:
         if shared_cache.exists() and not (run_dir / "cache.pkl").exists():
             os.symlink(shared_cache, run_dir / "cache.pkl")  # same decoded images, no re-decode
         sets = [f'run_dir="{run_dir}"', f"steps={args.steps}", f"crop={args.crop}",
-                f'loss="{loss}"', f"checkpoint_every={args.steps}", "warmup=30"]
+                f'loss="{loss}"', f"checkpoint_every={args.steps}", "warmup=30",
+                f"aug_strength={args.aug_strength}"]
         run("pipelines/train.py", "pipelines/train.toml", "--quiet", "--set", *sets)
         weights = run_dir / "weights.pt"
         run("pipelines/train.py", "pipelines/train.toml", "--set", *sets, "--export", str(weights))
-        ev = run_dir / "eval"
         extra = ["--temperature", "1.0"] if loss == "regression" else []
-        run("pipelines/evaluate.py", "--weights", str(weights), "--no-clips", "--limit", str(args.limit),
-            "--sheet", "8", "--out", str(ev), *extra)
-        rows[name] = json.loads((ev / "metrics.json").read_text())["photos"]
-    grey = rows["classification"]["grey"]
+        for gain in (1.0, args.gain):
+            ev = run_dir / f"eval_gain{gain:g}"
+            run("pipelines/evaluate.py", "--weights", str(weights), "--no-clips", "--limit", str(args.limit),
+                "--sheet", "8", "--out", str(ev), "--chroma-gain", str(gain), *extra)
+            rows[f"{name}, chroma gain {gain:g}"] = json.loads((ev / "metrics.json").read_text())["photos"]
+    grey = next(iter(rows.values()))["grey"]
     print(f"\n{args.steps} steps, crop {args.crop}, first {args.limit} dev photos, render 256\n")
-    print("| loss | CIEDE2000 ↓ (x grey) | colourfulness (x truth) | PSNR ↑ (vs grey) |")
+    print("| loss, decoding | CIEDE2000 ↓ (x grey) | colourfulness (x truth) | PSNR ↑ (vs grey) |")
     print("|---|---|---|---|")
     print(f"| grey baseline | {grey['ciede2000']:.2f} (1.00x) | {grey['colorfulness']:.1f} ({grey['colorfulness_ratio']:.2f}x) | {grey['psnr']:.2f} |")
     for name, r in rows.items():

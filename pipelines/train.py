@@ -56,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--export", type=Path, help="write fp16 weights from the last checkpoint")
     ap.add_argument("--temperature", type=float, help="annealed-mean temperature stored on export")
     ap.add_argument("--chroma-gain", type=float, help="decoding chroma gain stored on export (pipelines/decode_study.py)")
+    ap.add_argument("--gain-power", type=float, help="hue-certainty exponent of the chroma gain stored on export")
     ap.add_argument("--quiet", action="store_true")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
@@ -77,6 +78,8 @@ def main(argv: list[str] | None = None) -> int:
             model.bins.temperature.fill_(args.temperature)
         if args.chroma_gain is not None:
             model.bins.chroma_gain.fill_(args.chroma_gain)
+        if args.gain_power is not None:
+            model.bins.gain_power.fill_(args.gain_power)
         meta = {"step": trainer.step, "config": {f.name: getattr(cfg, f.name) for f in fields(cfg)}}
         meta["config"]["sources"] = [Path(s).name for s in cfg.sources]
         meta["config"]["run_dir"] = Path(cfg.run_dir).name

@@ -79,21 +79,27 @@ def test_chroma_gain_scales_only_certain_hues():
     # Neighbouring bins of one hue: certainty just below 1, a boost just below 1.5.
     ratio = float(boosted[0, :, 0, 2].norm() / plain[0, :, 0, 2].norm())
     assert 1.4 < ratio < 1.5
+    # A higher certainty power boosts the not-quite-certain pixel less.
+    bins.gain_power.fill_(4.0)
+    ratio4 = float(bins.decode(logits, chroma_gain=1.5)[0, :, 0, 2].norm() / plain[0, :, 0, 2].norm())
+    assert 1.0 < ratio4 < ratio
     # Gain 1 is the plain annealed mean.
     assert torch.equal(bins.decode(logits, chroma_gain=1.0), plain)
 
 
 def test_weights_without_chroma_gain_load_with_gain_one(tmp_path):
     model = create_model("filmcolor-lite0", pretrained=False)
-    sd = {k: v for k, v in model.state_dict().items() if k != "bins.chroma_gain"}
+    sd = {k: v for k, v in model.state_dict().items() if k not in ("bins.chroma_gain", "bins.gain_power")}
     model.bins.chroma_gain.fill_(1.7)
     model.load_weights({"state_dict": sd})  # strict: a file from before the gain existed
     assert float(model.bins.chroma_gain) == 1.0
     model.bins.chroma_gain.fill_(1.25)
+    model.bins.gain_power.fill_(3.0)
     export_weights(model, tmp_path / "w.pt")
     other = create_model("filmcolor-lite0", pretrained=False)
     other.load_weights(torch.load(tmp_path / "w.pt", weights_only=True))
     assert float(other.bins.chroma_gain) == 1.25  # stored in full precision, not fp16
+    assert float(other.bins.gain_power) == 3.0
 
 
 def test_film_grey_orthochromatic_darkens_red():

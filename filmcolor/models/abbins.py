@@ -47,6 +47,8 @@ class ABBins(torch.nn.Module):
         temperature: default annealed-mean temperature for decoding.
         chroma_gain: default chroma gain of decoding, applied where the hue is certain (see
             :meth:`decode`).
+        gain_power: exponent of the hue certainty that weights the gain (0: the same gain
+            everywhere; larger: only the surest pixels are boosted).
     """
 
     def __init__(
@@ -56,19 +58,21 @@ class ABBins(torch.nn.Module):
         sigma: float = 5.0,
         temperature: float = 0.38,
         chroma_gain: float = 1.0,
+        gain_power: float = 1.0,
     ) -> None:
         super().__init__()
         self.step, self.limit, self.sigma = step, limit, sigma
         self.register_buffer("centres", in_gamut_centres(step, limit), persistent=False)
         # Temperature is a (persistent) buffer so a trained model ships the value chosen for it.
         self.register_buffer("temperature", torch.tensor(float(temperature)))
+        # Decoding settings are buffers too, chosen per trained model (pipelines/decode_study.py).
         self.register_buffer("chroma_gain", torch.tensor(float(chroma_gain)))
-        # Exponent of the hue-certainty weight of the gain (0: the same gain everywhere).
-        self.gain_power = 1.0
+        self.register_buffer("gain_power", torch.tensor(float(gain_power)))
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # type: ignore[no-untyped-def]
         # Weights files written before the chroma gain existed decode as they always did (gain 1).
         state_dict.setdefault(prefix + "chroma_gain", torch.tensor(1.0))
+        state_dict.setdefault(prefix + "gain_power", torch.tensor(1.0))
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     @property
@@ -124,7 +128,7 @@ class ABBins(torch.nn.Module):
         m = p @ torch.cat([c, c.norm(dim=1, keepdim=True)], 1)  # a, b, E[|ab|]
         ab = m[..., :2]
         certainty = (ab.norm(dim=-1, keepdim=True) / m[..., 2:].clamp(min=1e-6)).clamp(0, 1)
-        ab = ab * (1 + (g - 1) * certainty**self.gain_power)
+        ab = ab * (1 + (g - 1) * certainty ** float(self.gain_power))
         return ab.permute(0, 3, 1, 2)
 
     def expected(self, logits: torch.Tensor) -> torch.Tensor:
