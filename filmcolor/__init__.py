@@ -48,6 +48,7 @@ def preview(  # -> filmcolor.preview.PreviewSummary (lazy import keeps `import f
     sheet: int = 0,
     render_sizes: list[int] | None = None,
     models: list[str] | None = None,
+    vividness: list[float] | None = None,
     **options: object,
 ):
     """Colour a few seconds of a film, as a full run with the same options would.
@@ -59,7 +60,8 @@ def preview(  # -> filmcolor.preview.PreviewSummary (lazy import keeps `import f
         output: the clip (default ``<stem>.preview-<A>-<B>.mp4``).
         side_by_side: original | colour.
         sheet: frames in a PNG contact sheet (0: none).
-        render_sizes, models: compare several (one sheet, no clip).
+        render_sizes, models, vividness: compare several (one sheet, no clip); a single
+            vividness goes in ``options`` like any other run setting.
         **options: any :class:`filmcolor.config.RunConfig` field.
 
     Returns:
@@ -76,7 +78,7 @@ def preview(  # -> filmcolor.preview.PreviewSummary (lazy import keeps `import f
     req = PreviewRequest(
         start=start, end=end, frames=frames, output=None if output is None else str(output),
         side_by_side=side_by_side, sheet=sheet, render_sizes=list(render_sizes or []),
-        models=list(models or []),
+        models=list(models or []), vividness=list(vividness or []),
     )
     return _preview(RunConfig(input=input, **options), req)
 

@@ -59,6 +59,10 @@ def main(ctx: click.Context, debug: bool) -> None:
 @click.option("--render-size", type=click.IntRange(32, 2048),
               help="Short side (px) the model sees; chroma only, the luminance stays full-res. "
                    "Default: the model's own (256 for filmcolor-lite0).")
+@click.option("--vividness", type=click.FloatRange(0.0, 4.0),
+              help="Colour strength: 1 = the colours as the model predicts them; above 1 more "
+                   "vivid (boosted only where the model is sure of the hue); below 1 paler. "
+                   "Default: the model's own.")
 @click.option("--smoothing", type=click.FloatRange(0.0, 1.0), default=0.5, show_default=True,
               help="Temporal colour smoothing strength (never crosses a scene cut).")
 @click.option("--no-smoothing", is_flag=True, help="Disable temporal smoothing (same as --smoothing 0).")
@@ -79,9 +83,9 @@ def main(ctx: click.Context, debug: bool) -> None:
               help="Start the job over if its directory holds one with other settings.")
 def run_cmd(input: str, output: str | None, overwrite: bool, model: str | None,
             weights: str | None, device: str, batch_size: int, render_size: int | None,
-            smoothing: float, no_smoothing: bool, no_scene_detect: bool, codec: str, crf: int,
-            preset: str, quiet: bool, job_dir: str | None, chunk_frames: int, keep_chunks: bool,
-            restart: bool) -> None:
+            vividness: float | None, smoothing: float, no_smoothing: bool,
+            no_scene_detect: bool, codec: str, crf: int, preset: str, quiet: bool,
+            job_dir: str | None, chunk_frames: int, keep_chunks: bool, restart: bool) -> None:
     """Colourise INPUT: a video file, an image, or a folder of images.
 
     A video is coloured as a resumable job: if it is stopped (Ctrl-C, a crash, a reboot),
@@ -92,7 +96,7 @@ def run_cmd(input: str, output: str | None, overwrite: bool, model: str | None,
 
     cfg = RunConfig(
         input=input, output=output, overwrite=overwrite, model=model, weights=weights,
-        device=device, batch_size=batch_size, render_size=render_size,
+        device=device, batch_size=batch_size, render_size=render_size, vividness=vividness,
         smoothing=0.0 if no_smoothing else smoothing, scene_detect=not no_scene_detect,
         codec=codec, crf=crf, preset=preset, quiet=quiet, job_dir=job_dir,
         chunk_frames=chunk_frames, keep_chunks=keep_chunks, restart=restart,
@@ -182,6 +186,18 @@ def _int_list(ctx: click.Context, param: click.Parameter, value: str | None) -> 
     return sizes
 
 
+def _float_list(ctx: click.Context, param: click.Parameter, value: str | None) -> list[float]:
+    if not value:
+        return []
+    try:
+        vals = [float(v) for v in value.split(",") if v.strip()]
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a list of numbers like 1,1.5,2") from None
+    if any(not 0.0 <= v <= 4.0 for v in vals):
+        raise click.BadParameter("values must be in 0..4")
+    return vals
+
+
 def _str_list(ctx: click.Context, param: click.Parameter, value: str | None) -> list[str]:
     return [v.strip() for v in value.split(",") if v.strip()] if value else []
 
@@ -200,6 +216,9 @@ def _str_list(ctx: click.Context, param: click.Parameter, value: str | None) -> 
               help="Render size, or a comma list to compare (e.g. 192,256,320: sheet only).")
 @click.option("--model", callback=_str_list,
               help="Model name, or a comma list to compare (sheet only).")
+@click.option("--vividness", callback=_float_list,
+              help="Colour strength (see `filmcolor run --help`), or a comma list to compare "
+                   "(e.g. 1,1.5,2: sheet only).")
 @click.option("--weights", type=click.Path(path_type=str), help="Weights file for the model.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
 @click.option("--batch-size", type=click.IntRange(1, 1024), default=8, show_default=True,
@@ -214,9 +233,9 @@ def _str_list(ctx: click.Context, param: click.Parameter, value: str | None) -> 
 @click.option("-q", "--quiet", is_flag=True, help="No summary.")
 def preview_cmd(input: str, start: str | None, end: str | None, frames: str | None,
                 output: str | None, side_by_side: bool, sheet: int, render_size: list[int],
-                model: list[str], weights: str | None, device: str, batch_size: int,
-                smoothing: float, no_scene_detect: bool, codec: str, crf: int, preset: str,
-                overwrite: bool, quiet: bool) -> None:
+                model: list[str], vividness: list[float], weights: str | None, device: str,
+                batch_size: int, smoothing: float, no_scene_detect: bool, codec: str, crf: int,
+                preset: str, overwrite: bool, quiet: bool) -> None:
     """Colour a few seconds of INPUT, anywhere in the film, as the full run would colour them."""
     from filmcolor.config import RunConfig
     from filmcolor.preview import PreviewRequest, preview
@@ -224,13 +243,15 @@ def preview_cmd(input: str, start: str | None, end: str | None, frames: str | No
     cfg = RunConfig(
         input=input, overwrite=overwrite, model=model[0] if len(model) == 1 else None,
         weights=weights, device=device, batch_size=batch_size,
-        render_size=render_size[0] if len(render_size) == 1 else None, smoothing=smoothing,
+        render_size=render_size[0] if len(render_size) == 1 else None,
+        vividness=vividness[0] if len(vividness) == 1 else None, smoothing=smoothing,
         scene_detect=not no_scene_detect, codec=codec, crf=crf, preset=preset, quiet=quiet,
     )
     req = PreviewRequest(
         start=start, end=end, frames=frames, output=output, side_by_side=side_by_side,
         sheet=sheet, render_sizes=render_size if len(render_size) > 1 else [],
         models=model if len(model) > 1 else [],
+        vividness=vividness if len(vividness) > 1 else [],
     )
     summary = preview(cfg, req)
     if not quiet:

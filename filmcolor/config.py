@@ -27,6 +27,7 @@ class RunConfig:
         device: ``auto | cpu | cuda[:N] | mps``.
         batch_size: frames per forward pass.
         render_size: short side the model sees (None = the model's default).
+        vividness: chroma gain 0..4 (None = the model's default; 1 = the colours as predicted).
         smoothing: temporal chroma smoothing strength 0..1 (0 = off).
         scene_detect: detect scene cuts (smoothing never crosses one).
         codec, crf, preset: video encoder settings (crf/preset where the codec has them).
@@ -45,6 +46,7 @@ class RunConfig:
     device: str = "auto"
     batch_size: int = 8
     render_size: int | None = None
+    vividness: float | None = None
     smoothing: float = 0.5
     scene_detect: bool = True
     codec: str = "libx264"
@@ -61,6 +63,8 @@ class RunConfig:
             raise ConfigError(f"--batch-size must be >= 1 (got {self.batch_size})")
         if self.render_size is not None and not 32 <= self.render_size <= 2048:
             raise ConfigError(f"--render-size must be in 32..2048 (got {self.render_size})")
+        if self.vividness is not None and not 0.0 <= self.vividness <= 4.0:
+            raise ConfigError(f"--vividness must be in 0..4 (got {self.vividness})")
         if not 0.0 <= self.smoothing <= 1.0:
             raise ConfigError(f"--smoothing must be in 0..1 (got {self.smoothing})")
         if self.chunk_frames < 1:
@@ -70,7 +74,8 @@ class RunConfig:
 
     def pixel_settings(self) -> dict:
         """The settings that change output pixels (for job manifests and previews)."""
-        keep = ("model", "render_size", "smoothing", "scene_detect", "codec", "crf", "preset")
+        keep = ("model", "render_size", "vividness", "smoothing", "scene_detect", "codec", "crf",
+                "preset")
         return {f.name: getattr(self, f.name) for f in fields(self) if f.name in keep}
 
 

@@ -55,7 +55,7 @@ def build_colorizer(cfg: RunConfig):  # -> Colorizer (lazy torch import keeps th
     from filmcolor.models.registry import DEFAULT_MODEL
 
     model = create_model(cfg.model or DEFAULT_MODEL, weights=cfg.weights)
-    return Colorizer(model, cfg.device, cfg.batch_size, cfg.render_size)
+    return Colorizer(model, cfg.device, cfg.batch_size, cfg.render_size, vividness=cfg.vividness)
 
 
 def temp_path(final: Path, tag: str = "tmp") -> Path:

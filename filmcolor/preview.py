@@ -61,7 +61,8 @@ class PreviewRequest:
         output: the clip (default ``<stem>.preview-<A>-<B>.mp4`` beside the input).
         side_by_side: original | colour in one frame.
         sheet: frames in the PNG contact sheet (0: no sheet; a sweep defaults to 4).
-        render_sizes, models: sweep values (more than one combination writes only the sheet).
+        render_sizes, models, vividness: sweep values (more than one combination writes only
+            the sheet).
     """
 
     start: str | None = None
@@ -72,6 +73,7 @@ class PreviewRequest:
     sheet: int = 0
     render_sizes: list[int] = field(default_factory=list)
     models: list[str] = field(default_factory=list)
+    vividness: list[float] = field(default_factory=list)
 
 
 @dataclass
@@ -330,9 +332,10 @@ def preview(cfg: RunConfig, req: PreviewRequest) -> PreviewSummary:
     timing = _timing(src)
     t0 = time.perf_counter()
     variants = [
-        replace(cfg, render_size=rs, model=m)
+        replace(cfg, render_size=rs, model=m, vividness=v)
         for m in (req.models or [cfg.model])
         for rs in (req.render_sizes or [cfg.render_size])
+        for v in (req.vividness or [cfg.vividness])
     ]
     sweep = len(variants) > 1
     n_sheet = req.sheet or (4 if sweep else 0)
@@ -347,6 +350,8 @@ def preview(cfg: RunConfig, req: PreviewRequest) -> PreviewSummary:
     for variant in variants:
         colorizer = build_colorizer(variant)
         label = f"{variant.model or 'default'} @ {colorizer.render_size}"
+        if req.vividness:
+            label += f", vividness {colorizer.vividness:g}"
         picked: dict[int, np.ndarray] = {}
         frames = _sheet_collector(
             preview_frames(variant, src, rng, total, colorizer, timing), wanted, picked

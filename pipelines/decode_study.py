@@ -21,12 +21,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from evaluate import eval_photos  # noqa: E402
+from evaluate import eval_photos
 
-from filmcolor.infer.colorize import Colorizer  # noqa: E402
-from filmcolor.models import create_model  # noqa: E402
-from filmcolor.models.registry import DEFAULT_MODEL  # noqa: E402
-from filmcolor.training.data import IMAGE_EXTS, is_holdout  # noqa: E402
+from filmcolor.infer.colorize import Colorizer
+from filmcolor.models import create_model
+from filmcolor.models.registry import DEFAULT_MODEL
+from filmcolor.training.data import IMAGE_EXTS, is_holdout
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared/data/photos"
@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{len(files)} photos; render size {args.render_size}")
     print("| temperature | chroma gain | certainty power | CIEDE2000 (x grey) | colourfulness (x truth) | PSNR over grey |")
     print("|---|---|---|---|---|---|")
-    floats = lambda text: [float(v) for v in text.split(",")]  # noqa: E731
+    floats = lambda text: [float(v) for v in text.split(",")]
     powers = floats(args.powers)
     for t, g, k in itertools.product(floats(args.temperatures), floats(args.gains), powers):
         if g == 1.0 and k != powers[0]:

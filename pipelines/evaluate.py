@@ -137,7 +137,6 @@ def clip_frames(path: Path, max_frames: int, short: int):
 
 def eval_clips(colorizer: Colorizer, files: list[Path], max_frames: int, short: int, smoothing: float) -> dict:
     from filmcolor.metrics.video import CDCAccumulator, WarpErrorAccumulator
-    from filmcolor.pipeline import RunConfig
     from filmcolor.temporal.scenecut import SceneCutDetector
     from filmcolor.temporal.smoothing import ChromaSmoother
 
@@ -205,11 +204,11 @@ def bw_sheet(colorizer: Colorizer, files: list[Path], path: Path, per_clip: int 
 
 
 def markdown(res: dict, args: argparse.Namespace) -> str:
-    lines = [
+    head = (
         f"Model `{args.model}` at render size {args.render_size}, temperature {args.temperature_used}, "
-        f"chroma gain {args.chroma_gain_used} (certainty power {args.gain_power_used}).",
-        "",
-    ]
+        f"chroma gain {args.chroma_gain_used} (certainty power {args.gain_power_used})."
+    )
+    lines = [head, ""]
     if "photos" in res:
         ph = res["photos"]
         lines += [

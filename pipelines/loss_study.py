@@ -1,6 +1,6 @@
 """Does classification over a/b bins beat plain regression? Two short runs, same everything else.
 
-    python pipelines/loss_study.py --steps 300 --limit 100
+    python pipelines/loss_study.py --steps 1000 --crop 128 --limit 100
 
 Trains two models from the same ImageNet encoder, seed, data, batches and augmentation for
 ``--steps`` steps: one with the default loss (rebalanced cross-entropy over a/b bins + a small
@@ -31,7 +31,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--crop", type=int, default=128)
     ap.add_argument("--limit", type=int, default=100)
     ap.add_argument("--aug-strength", type=float, default=0.3, help="film augmentation (as in the shipped recipe)")
-    ap.add_argument("--gain", type=float, default=1.4, help="also evaluate both with this decoding chroma gain")
+    ap.add_argument("--gain", type=float, default=1.6, help="also evaluate both with this decoding chroma gain")
+    ap.add_argument("--gain-power", type=float, default=8.0, help="its hue-certainty exponent")
     ap.add_argument("--out", type=Path, default=ROOT / "runs/loss_study")
     args = ap.parse_args(argv)
     rows = {}
@@ -51,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         for gain in (1.0, args.gain):
             ev = run_dir / f"eval_gain{gain:g}"
             run("pipelines/evaluate.py", "--weights", str(weights), "--no-clips", "--limit", str(args.limit),
-                "--sheet", "8", "--out", str(ev), "--chroma-gain", str(gain), *extra)
+                "--sheet", "8", "--out", str(ev), "--chroma-gain", str(gain), "--gain-power", str(args.gain_power), *extra)
             rows[f"{name}, chroma gain {gain:g}"] = json.loads((ev / "metrics.json").read_text())["photos"]
     grey = next(iter(rows.values()))["grey"]
     print(f"\n{args.steps} steps, crop {args.crop}, first {args.limit} dev photos, render 256\n")

@@ -158,6 +158,10 @@ def test_interrupt_status_settings_change_and_restart(
     assert len(err) == 1 and "smoothing 0.5 -> 1.0" in err[0] and "--restart" in err[0]
     assert JobManifest.load(job).chunks_done == 2  # nothing was touched
 
+    assert run_cli(clip_ntsc.path, "-o", out, *TINY, "--vividness", "1.5") == 7
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "vividness default -> 1.5" in err[0]
+
     assert run_cli(clip_ntsc.path, "-o", out, *TINY, "--smoothing", "1", "--restart") == 0
     assert out.is_file() and not job.exists()
 

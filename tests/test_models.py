@@ -92,3 +92,37 @@ def test_fold_batchnorm_keeps_outputs():
         assert fold_batchnorm(fused) > 40
         assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fused.modules())
         torch.testing.assert_close(fused(x), ref, atol=1e-3, rtol=1e-3)
+
+
+def test_vividness_scales_chroma_through_the_colorizer() -> None:
+    from filmcolor.infer.colorize import Colorizer
+
+    torch.manual_seed(0)
+    lightness = torch.rand(2, 1, 64, 96) * 100
+    # filmcolor's own model: the gain follows the hue certainty, so the hue never changes and
+    # no pixel's chroma grows by more than the gain.
+    torch.manual_seed(1)
+    base = Colorizer(create_model("filmcolor-lite0", pretrained=False), "cpu", 2, 64)
+    ab1 = base.predict(lightness)
+    torch.manual_seed(1)  # the same random weights
+    viv = Colorizer(create_model("filmcolor-lite0", pretrained=False), "cpu", 2, 64, vividness=2.0)
+    assert viv.vividness == 2.0 and base.vividness == 1.0
+    ab2 = viv.predict(lightness)
+    r = ab2.norm(dim=1) / ab1.norm(dim=1).clamp(min=1e-6)
+    assert float(r.min()) >= 1.0 - 1e-4 and float(r.max()) <= 2.0 + 1e-4
+    assert float(r.mean()) > 1.01  # some pixels are boosted
+    cos = (ab1 * ab2).sum(1) / (ab1.norm(dim=1) * ab2.norm(dim=1)).clamp(min=1e-6)
+    assert float(cos[ab1.norm(dim=1) > 0.5].min()) > 0.9999
+    # A model without a colour distribution: a plain chroma scale.
+    tiny1 = Colorizer(create_model("tiny"), "cpu", 2, 64).predict(lightness)
+    tiny_half = Colorizer(create_model("tiny"), "cpu", 2, 64, vividness=0.5).predict(lightness)
+    assert torch.allclose(tiny_half, tiny1 * 0.5)
+
+
+def test_vividness_out_of_range_is_a_config_error() -> None:
+    from filmcolor.config import RunConfig
+    from filmcolor.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="--vividness must be in 0..4"):
+        RunConfig(input="x.mp4", vividness=5.0)
+    assert RunConfig(input="x.mp4", vividness=1.5).pixel_settings()["vividness"] == 1.5

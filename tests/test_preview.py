@@ -158,6 +158,22 @@ def test_preview_sweep_writes_one_sheet(clip_ntsc: Clip, tmp_path: Path, capsys)
     assert sheet.shape == (2 * clip_ntsc.height, 4 * clip_ntsc.width, 3)  # 2 sizes x 4 frames
 
 
+def test_preview_vividness_sweep_rows_differ_in_chroma_only(clip_ntsc: Clip, tmp_path: Path) -> None:
+    out = tmp_path / "viv.mp4"
+    assert main(["preview", str(clip_ntsc.path), "--frames", "0-8", "-o", str(out), "--model",
+                 "tiny", "--vividness", "0,1", "--sheet", "2", "-q"]) == 0
+    assert not out.exists()
+    sheet = cv2.imread(str(out.with_suffix(".png")))
+    h, w = clip_ntsc.height, clip_ntsc.width
+    assert sheet.shape == (2 * h, 2 * w, 3)  # 2 vividness values x 2 frames
+    ycc = cv2.cvtColor(sheet, cv2.COLOR_BGR2YCrCb).astype(np.float32)
+    grey, colour = ycc[:h, :w], ycc[h:, :w]  # first frame at vividness 0, then at 1
+    # Vividness 0 removes all colour and keeps the luminance; 1 keeps the model's colour.
+    assert np.abs(grey[..., 1:] - 128).max() <= 2
+    assert np.abs(colour[..., 1:] - 128).mean() > 1
+    assert np.abs(grey[..., 0] - colour[..., 0]).mean() < 2
+
+
 def test_preview_range_past_the_end_is_one_line(clip_ntsc: Clip, capsys) -> None:
     assert main(["preview", str(clip_ntsc.path), "--start", "00:01:00", "--model", "tiny"]) == 2
     err = capsys.readouterr().err.strip().splitlines()

@@ -72,6 +72,10 @@ class Colorizer:
         batch_size: frames per forward pass (halved automatically on CUDA out-of-memory).
         render_size: short side of the network input; default: the model's ``cfg.render_size``.
         half: run in float16 (default: on CUDA only).
+        vividness: chroma gain of the output (default: the model's own; 1 = as predicted). For
+            models that predict a distribution over colours (filmcolor's own) the gain applies
+            where the hue is certain, so unsure areas stay muted rather than turning a vivid
+            wrong colour; other models' chroma is scaled uniformly.
     """
 
     def __init__(
@@ -81,12 +85,21 @@ class Colorizer:
         batch_size: int = 8,
         render_size: int | None = None,
         half: bool | None = None,
+        vividness: float | None = None,
     ) -> None:
         self.device = device if isinstance(device, torch.device) else resolve_device(device)
         self.half = (self.device.type == "cuda") if half is None else half
         self.batch_size = max(1, int(batch_size))
         self.render_size = int(render_size or model.cfg.render_size)
         self.cfg = model.cfg
+        self.chroma_scale = 1.0  # applied to the output of models without a colour distribution
+        gain = getattr(getattr(model, "bins", None), "chroma_gain", None)
+        if vividness is not None:
+            if gain is not None:
+                gain.fill_(float(vividness))
+            else:
+                self.chroma_scale = float(vividness)
+        self.vividness = float(gain) if gain is not None else self.chroma_scale
         model = model.eval()
         # The Colorizer owns the model from here: BatchNorm is folded into the convolutions
         # (inference only), which cuts the CPU time of EfficientNet-Lite0 by about a third.
@@ -132,7 +145,8 @@ class Colorizer:
                 x = x.to(self.device)
             if self.half:
                 x = x.half()
-            return self.model.predict_ab(x).float().cpu()
+            ab = self.model.predict_ab(x).float().cpu()
+            return ab * self.chroma_scale if self.chroma_scale != 1.0 else ab
         except torch.OutOfMemoryError as e:
             if self.device.type == "cuda":
                 torch.cuda.empty_cache()

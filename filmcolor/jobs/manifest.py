@@ -53,8 +53,13 @@ def source_identity(path: StrPath) -> dict:
 
 
 def describe_change(field_name: str, old: object, new: object) -> str:
-    """``"smoothing 0.5 -> 1.0"``: one changed item, for the one-line refusal."""
-    return f"{field_name} {old!r} -> {new!r}"
+    """``"smoothing 0.5 -> 1.0"``: one changed item, for the one-line refusal (``None``, an
+    unset option, reads as ``default``)."""
+
+    def show(v: object) -> str:
+        return "default" if v is None else repr(v)
+
+    return f"{field_name} {show(old)} -> {show(new)}"
 
 
 @dataclass
