@@ -3,10 +3,13 @@
     python pipelines/loss_study.py --steps 1000 --crop 128 --limit 100
 
 Trains two models from the same ImageNet encoder, seed, data, batches and augmentation for
-``--steps`` steps: one with the default loss (rebalanced cross-entropy over a/b bins + a small
-regression term, annealed-mean decoding) and one with plain smooth-L1 regression of a/b; then
-evaluates both on the first ``--limit`` dev photos and prints CIEDE2000, colourfulness and PSNR
-beside the grey baseline. Short runs at a small crop: the point is the comparison, not the level.
+``--steps`` steps (the stage-1 recipe of ``pipelines/train.toml``, film augmentation 0.3): one with
+the default loss (rebalanced cross-entropy over a/b bins + a small regression term) and one with
+plain smooth-L1 regression of a/b; then evaluates both on the first ``--limit`` dev photos and
+prints CIEDE2000, colourfulness and PSNR beside the grey baseline, each decoded plainly and with a
+chroma gain: for classification the hue-certainty-weighted gain of the shipped decoder, for
+regression (whose output is a mean, not a trained distribution) the same gain everywhere. Short
+runs at a small crop: the point is the comparison, not the level.
 """
 
 from __future__ import annotations
@@ -48,11 +51,15 @@ def main(argv: list[str] | None = None) -> int:
         run("pipelines/train.py", "pipelines/train.toml", "--quiet", "--set", *sets)
         weights = run_dir / "weights.pt"
         run("pipelines/train.py", "pipelines/train.toml", "--set", *sets, "--export", str(weights))
-        extra = ["--temperature", "1.0"] if loss == "regression" else []
+        power = args.gain_power
+        extra = []
+        if loss == "regression":
+            power = 0.0  # a uniform gain: its softmax was never trained to be a distribution
+            extra = ["--temperature", "1.0"]
         for gain in (1.0, args.gain):
             ev = run_dir / f"eval_gain{gain:g}"
             run("pipelines/evaluate.py", "--weights", str(weights), "--no-clips", "--limit", str(args.limit),
-                "--sheet", "8", "--out", str(ev), "--chroma-gain", str(gain), "--gain-power", str(args.gain_power), *extra)
+                "--sheet", "8", "--out", str(ev), "--chroma-gain", str(gain), "--gain-power", str(power), *extra)
             rows[f"{name}, chroma gain {gain:g}"] = json.loads((ev / "metrics.json").read_text())["photos"]
     grey = next(iter(rows.values()))["grey"]
     print(f"\n{args.steps} steps, crop {args.crop}, first {args.limit} dev photos, render 256\n")
