@@ -174,28 +174,25 @@ def status_cmd(job_dir: str) -> None:
         click.echo(line)
 
 
-def _int_list(ctx: click.Context, param: click.Parameter, value: str | None) -> list[int]:
-    if not value:
-        return []
-    try:
-        sizes = [int(v) for v in value.split(",") if v.strip()]
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not a list of sizes like 192,256,320") from None
-    if any(not 32 <= v <= 2048 for v in sizes):
-        raise click.BadParameter("sizes must be in 32..2048")
-    return sizes
+def _number_list(cast: type, lo: float, hi: float, example: str):
+    """A click callback parsing ``"a,b,c"`` into numbers of type ``cast`` in ``[lo, hi]``."""
+
+    def parse(ctx: click.Context, param: click.Parameter, value: str | None) -> list:
+        if not value:
+            return []
+        try:
+            vals = [cast(v) for v in value.split(",") if v.strip()]
+        except ValueError:
+            raise click.BadParameter(f"{value!r} is not a list like {example}") from None
+        if any(not lo <= v <= hi for v in vals):
+            raise click.BadParameter(f"values must be in {lo:g}..{hi:g}")
+        return vals
+
+    return parse
 
 
-def _float_list(ctx: click.Context, param: click.Parameter, value: str | None) -> list[float]:
-    if not value:
-        return []
-    try:
-        vals = [float(v) for v in value.split(",") if v.strip()]
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not a list of numbers like 1,1.5,2") from None
-    if any(not 0.0 <= v <= 4.0 for v in vals):
-        raise click.BadParameter("values must be in 0..4")
-    return vals
+_int_list = _number_list(int, 32, 2048, "192,256,320")
+_float_list = _number_list(float, 0.0, 4.0, "1,1.5,2")
 
 
 def _str_list(ctx: click.Context, param: click.Parameter, value: str | None) -> list[str]:
