@@ -113,6 +113,9 @@ def test_vividness_scales_chroma_through_the_colorizer() -> None:
     assert float(r.mean()) > 1.01  # some pixels are boosted
     cos = (ab1 * ab2).sum(1) / (ab1.norm(dim=1) * ab2.norm(dim=1)).clamp(min=1e-6)
     assert float(cos[ab1.norm(dim=1) > 0.5].min()) > 0.9999
+    torch.manual_seed(1)
+    grey = Colorizer(create_model("filmcolor-lite0", pretrained=False), "cpu", 2, 64, vividness=0.0)
+    assert float(grey.predict(lightness).abs().max()) == 0.0  # vividness 0: black and white
     # A model without a colour distribution: a plain chroma scale.
     tiny1 = Colorizer(create_model("tiny"), "cpu", 2, 64).predict(lightness)
     tiny_half = Colorizer(create_model("tiny"), "cpu", 2, 64, vividness=0.5).predict(lightness)

@@ -83,8 +83,10 @@ def test_chroma_gain_scales_only_certain_hues():
     bins.gain_power.fill_(4.0)
     ratio4 = float(bins.decode(logits, chroma_gain=1.5)[0, :, 0, 2].norm() / plain[0, :, 0, 2].norm())
     assert 1.0 < ratio4 < ratio
-    # Gain 1 is the plain annealed mean.
+    # Gain 1 is the plain annealed mean; below 1 every pixel is paler alike, 0 is grey.
     assert torch.equal(bins.decode(logits, chroma_gain=1.0), plain)
+    assert torch.allclose(bins.decode(logits, chroma_gain=0.5), plain * 0.5)
+    assert float(bins.decode(logits, chroma_gain=0.0).abs().max()) == 0.0
 
 
 def test_weights_without_chroma_gain_load_with_gain_one(tmp_path):

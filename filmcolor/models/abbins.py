@@ -115,15 +115,15 @@ class ABBins(torch.nn.Module):
         mean of a distribution is paler than its members, and more so the more its hues disagree.
         The certainty ``|E[ab]| / E[|ab|]`` is 1 where all the mass has one hue and falls to 0
         where opposite hues cancel, so unsure pixels (where a vivid guess would often be the
-        wrong colour) stay muted.
+        wrong colour) stay muted. A gain below 1 makes every pixel paler alike (0: grey).
         """
         t = float(self.temperature) if temperature is None else float(temperature)
         g = float(self.chroma_gain) if chroma_gain is None else float(chroma_gain)
         # Softmax over the last axis of an NHWC view, then one matmul: 2x faster on a CPU than a
         # softmax over dim 1 of a channels-last tensor followed by an einsum.
         p = F.softmax(logits.permute(0, 2, 3, 1).float() / max(t, 1e-3), dim=-1)
-        if g == 1.0:
-            return (p @ self.centres.to(p.dtype)).permute(0, 3, 1, 2)
+        if g <= 1.0:
+            return (p @ self.centres.to(p.dtype)).permute(0, 3, 1, 2) * g
         c = self.centres.to(p.dtype)
         m = p @ torch.cat([c, c.norm(dim=1, keepdim=True)], 1)  # a, b, E[|ab|]
         ab = m[..., :2]
