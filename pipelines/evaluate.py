@@ -6,8 +6,8 @@ reported beside the model.
     python pipelines/evaluate.py --photos ../shared/data/photos/dev --clips ../shared/data/clips/colour \
         --out runs/eval --render-size 256
 
-Writes ``metrics.json``, ``metrics.md`` (Markdown table) and ``sheet_photos.png`` (grey | ours |
-truth) into ``--out``; with ``--bw DIR`` also ``sheet_bw.png`` of genuine black-and-white films.
+Writes ``metrics.json``, ``metrics.md`` (Markdown table), ``photos.csv`` (every photo's metrics,
+to find where the model fails) and ``sheet_photos.png`` (grey | ours | truth) into ``--out``; with ``--bw DIR`` also ``sheet_bw.png`` of genuine black-and-white films.
 Metric definitions: :mod:`filmcolor.metrics` (CIEDE2000, PSNR, SSIM, colourfulness of Hasler &
 Süsstrunk in its absolute-value variant, CDC, warp error with DIS flow, Fréchet distance on
 EfficientNet-Lite0 features).
@@ -69,6 +69,7 @@ def eval_photos(colorizer: Colorizer, files: list[Path], sheet_n: int, out: Path
     from filmcolor.metrics.image import ciede2000, colorfulness, psnr, ssim
 
     rows = {"ours": [], "grey": []}
+    names = []
     cf_truth = []
     sheet = []
     feats = FrechetFeatures()
@@ -82,6 +83,7 @@ def eval_photos(colorizer: Colorizer, files: list[Path], sheet_n: int, out: Path
         ours = merge_rgb(fr)
         grey = grey_rgb(luma)
         cf_truth.append(colorfulness(truth))
+        names.append(p.name)
         for name, img in (("ours", ours), ("grey", grey)):
             rows[name].append(
                 [ciede2000(img, truth), psnr(img, truth), ssim(img, truth), colorfulness(img)]
@@ -108,7 +110,20 @@ def eval_photos(colorizer: Colorizer, files: list[Path], sheet_n: int, out: Path
     res["psnr_gain_vs_grey"] = res["ours"]["psnr"] - res["grey"]["psnr"]
     if sheet:
         write_sheet(sheet, out / "sheet_photos.png", width=3 * 256)
+    write_photo_table(out / "photos.csv", names, rows, cf_truth)
     return res
+
+
+def write_photo_table(path: Path, names: list[str], rows: dict, cf_truth: list[float]) -> None:
+    """One CSV line per photo: CIEDE2000 and PSNR of ours and of grey, colourfulness of ours and truth."""
+    import csv
+
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["file", "ciede2000", "ciede2000_grey", "psnr", "psnr_grey", "colorfulness", "colorfulness_truth"])
+        for i, n in enumerate(names):
+            o, g = rows["ours"][i], rows["grey"][i]
+            w.writerow([n, f"{o[0]:.4f}", f"{g[0]:.4f}", f"{o[1]:.3f}", f"{g[1]:.3f}", f"{o[3]:.3f}", f"{cf_truth[i]:.3f}"])
 
 
 def write_sheet(rows: list[np.ndarray], path: Path, width: int) -> None:

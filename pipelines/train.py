@@ -57,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--temperature", type=float, help="annealed-mean temperature stored on export")
     ap.add_argument("--chroma-gain", type=float, help="decoding chroma gain stored on export (pipelines/decode_study.py)")
     ap.add_argument("--gain-power", type=float, help="hue-certainty exponent of the chroma gain stored on export")
+    ap.add_argument("--no-ema", action="store_true", help="export the last weights, not their moving average")
     ap.add_argument("--quiet", action="store_true")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
@@ -74,13 +75,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.export:
         if not resumed:
             raise SystemExit(f"no checkpoint in {cfg.run_dir}")
+        model = trainer.model if args.no_ema else trainer.export_model()
         if args.temperature is not None:
             model.bins.temperature.fill_(args.temperature)
         if args.chroma_gain is not None:
             model.bins.chroma_gain.fill_(args.chroma_gain)
         if args.gain_power is not None:
             model.bins.gain_power.fill_(args.gain_power)
-        meta = {"step": trainer.step, "config": {f.name: getattr(cfg, f.name) for f in fields(cfg)}}
+        meta = {"step": trainer.step, "ema": trainer.ema is not None and not args.no_ema, "config": {f.name: getattr(cfg, f.name) for f in fields(cfg)}}
         meta["config"]["sources"] = [Path(s).name for s in cfg.sources]
         meta["config"]["run_dir"] = Path(cfg.run_dir).name
         export_weights(model, args.export, meta)

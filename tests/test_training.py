@@ -149,3 +149,44 @@ def test_export_is_fp16_and_loads(tmp_path):
     assert state["state_dict"]["head.weight"].dtype == torch.float16
     m = create_model("filmcolor-lite0", weights=path)
     torch.testing.assert_close(m.head.weight, t.model.head.weight.half().float())
+
+
+def test_resume_with_ema_gives_identical_average(tmp_path):
+    a = _trainer(tmp_path / "a", ema_decay=0.9)
+    a.train_step()
+    a.train_step()
+    a.save()
+    a.train_step()
+    b = _trainer(tmp_path / "a", ema_decay=0.9)
+    assert b.try_resume() and b.step == 2
+    b.train_step()
+    for k, v in a.ema.items():
+        torch.testing.assert_close(v, b.ema[k], msg=k)
+
+
+def test_ema_is_a_running_average_of_the_weights(tmp_path):
+    t = _trainer(tmp_path, ema_decay=0.5)
+    w0 = t.model.head.weight.detach().clone()
+    t.train_step()  # decay at step 1: min(0.5, 2/11) = 2/11
+    w1 = t.model.head.weight.detach().clone()
+    d = 2 / 11
+    torch.testing.assert_close(t.ema["head.weight"], d * w0 + (1 - d) * w1)
+    assert not torch.equal(w0, w1)
+    # Export ships the average, not the last iterate.
+    model = t.export_model()
+    torch.testing.assert_close(model.head.weight, d * w0 + (1 - d) * w1)
+
+
+def test_crop_scale_bounds_the_crop():
+    from filmcolor.training.data import sample_batch
+
+    # A 100x100 image with a black/white split at column 50: a crop covering the whole short
+    # side always shows both halves; a crop of at most 10 % almost never does.
+    img = np.zeros((100, 100, 3), np.uint8)
+    img[:, 50:] = 255
+    gen = np.random.default_rng(0)
+    whole = sample_batch([img], 8, 20, gen, scale=(1.0, 1.0))
+    assert all(0.4 < float(x.mean()) < 0.6 for x in whole)
+    small = sample_batch([img], 64, 20, np.random.default_rng(1), scale=(0.1, 0.1))
+    mixed = sum(1 for x in small if 0.05 < float(x.mean()) < 0.95)
+    assert mixed <= 10

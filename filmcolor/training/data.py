@@ -100,15 +100,22 @@ def build_cache(
 
 
 def sample_batch(
-    images: list[np.ndarray], batch_size: int, crop: int, gen: np.random.Generator
+    images: list[np.ndarray],
+    batch_size: int,
+    crop: int,
+    gen: np.random.Generator,
+    scale: tuple[float, float] = (0.35, 1.0),
 ) -> torch.Tensor:
-    """A batch of random crops ``(N, 3, crop, crop)`` float in [0, 1] (random scale and flips)."""
+    """A batch of random crops ``(N, 3, crop, crop)`` float in [0, 1] (random scale and flips).
+
+    Each crop is a square covering a uniform fraction in ``scale`` of the image's short side,
+    resized to ``crop``.
+    """
     out = np.empty((batch_size, crop, crop, 3), dtype=np.uint8)
     for j in range(batch_size):
         img = images[int(gen.integers(len(images)))]
         h, w = img.shape[:2]
-        # Random-resized crop: a square covering 35-100 % of the short side, resized to `crop`.
-        side = int(min(h, w) * gen.uniform(0.35, 1.0))
+        side = int(min(h, w) * gen.uniform(scale[0], scale[1]))
         side = max(side, min(crop // 2, min(h, w)))
         y = int(gen.integers(0, h - side + 1))
         x = int(gen.integers(0, w - side + 1))
