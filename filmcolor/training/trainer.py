@@ -109,9 +109,9 @@ class Trainer:
         self.step = 0
         self.class_weights: torch.Tensor | None = None
         self.data: dict[str, list] | None = None
+        # The weight average; started at the first step, so from the weights the run begins with
+        # (fine-tuned, resumed from a checkpoint without one, or fresh).
         self.ema: dict[str, torch.Tensor] | None = None
-        if cfg.ema_decay > 0:
-            self.ema = {k: v.detach().clone() for k, v in model.state_dict().items()}
 
     # -- data -----------------------------------------------------------------------------------
     def load_data(self, data: dict[str, list] | None = None) -> None:
@@ -165,10 +165,7 @@ class Trainer:
         self.opt.load_state_dict(state["opt"])
         self.step = int(state["step"])
         self.class_weights = state["class_weights"]
-        if self.ema is not None:
-            ema = state.get("ema")
-            # A run that switches EMA on midway starts the average from the resumed weights.
-            self.ema = ema if ema is not None else {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        self.ema = state.get("ema") if self.cfg.ema_decay > 0 else None
         logger.info("resumed from %s at step %d", self.ckpt_path, self.step)
         return True
 
@@ -177,6 +174,8 @@ class Trainer:
         """One optimisation step with the batch and augmentation of ``self.step``."""
         cfg = self.cfg
         assert self.data is not None, "call load_data() first"
+        if cfg.ema_decay > 0 and self.ema is None:
+            self.ema = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
         np_gen = np.random.default_rng([cfg.seed, self.step])
         t_gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + self.step)
         rgb = sample_batch(self.data["train"], cfg.batch_size, cfg.crop, np_gen, tuple(cfg.crop_scale))
@@ -205,8 +204,8 @@ class Trainer:
 
     @torch.no_grad()
     def _update_ema(self) -> None:
-        # The decay ramps up from 0.1 so that the first steps of a run do not pin the average to
-        # the starting weights.
+        # The decay ramps up as (1 + step) / (10 + step) so that the first steps of a run do not
+        # pin the average to the starting weights.
         d = min(self.cfg.ema_decay, (1 + self.step) / (10 + self.step))
         for k, v in self.model.state_dict().items():
             e = self.ema[k]
