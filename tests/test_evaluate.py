@@ -14,7 +14,7 @@ from filmcolor.infer.colorize import Colorizer
 from filmcolor.models import create_model
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "pipelines"))
-import evaluate  # noqa: E402
+import evaluate
 
 
 def _photos(tmp_path: Path) -> list[Path]:
@@ -30,6 +30,10 @@ def _photos(tmp_path: Path) -> list[Path]:
     return files
 
 
+def _mean(rows: list[dict], key: str) -> float:
+    return float(np.mean([float(r[key]) for r in rows]))
+
+
 def test_photo_table_matches_the_aggregate(tmp_path):
     files = _photos(tmp_path)
     col = Colorizer(create_model("tiny"), device="cpu", render_size=64)
@@ -38,10 +42,29 @@ def test_photo_table_matches_the_aggregate(tmp_path):
         rows = list(csv.DictReader(f))
     assert [r["file"] for r in rows] == ["p0.png", "p1.png", "p2.png"]
     assert res["n"] == 3
-    mean = lambda key: np.mean([float(r[key]) for r in rows])  # noqa: E731
-    assert mean("ciede2000") == pytest.approx(res["ours"]["ciede2000"], abs=1e-3)
-    assert mean("ciede2000_grey") == pytest.approx(res["grey"]["ciede2000"], abs=1e-3)
-    assert mean("colorfulness_truth") == pytest.approx(res["colorfulness_truth"], abs=1e-2)
+    assert _mean(rows, "ciede2000") == pytest.approx(res["ours"]["ciede2000"], abs=1e-3)
+    assert _mean(rows, "ciede2000_grey") == pytest.approx(res["grey"]["ciede2000"], abs=1e-3)
+    assert _mean(rows, "colorfulness_truth") == pytest.approx(res["colorfulness_truth"], abs=1e-2)
     # Two flat colour halves of random colours: grey is far from the truth.
     assert res["grey"]["ciede2000"] > 5
     assert res["grey"]["colorfulness"] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_photo_groups_summarise_by_name_prefix(tmp_path):
+    import photo_groups
+
+    path = tmp_path / "photos.csv"
+    path.write_text(
+        "file,ciede2000,ciede2000_grey,psnr,psnr_grey,colorfulness,colorfulness_truth\n"
+        "src__a__1.jpg,4,8,0,0,10,20\n"
+        "src__a__2.jpg,2,8,0,0,30,20\n"
+        "src__b__1.jpg,9,9,0,0,5,50\n"
+        "loose.jpg,1,2,0,0,0,10\n"
+    )
+    got = {g["group"]: g for g in photo_groups.summarize(path)}
+    assert set(got) == {"src__a", "src__b", "(other)"}
+    assert got["src__a"]["n"] == 2
+    assert got["src__a"]["ciede2000_ratio_vs_grey"] == pytest.approx(6 / 16)
+    assert got["src__a"]["colorfulness_ratio"] == pytest.approx(40 / 40)
+    assert got["src__b"]["ciede2000_ratio_vs_grey"] == pytest.approx(1.0)
+    assert got["(other)"]["colorfulness_ratio"] == pytest.approx(0.0)
