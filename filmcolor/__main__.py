@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
         click.echo(f"filmcolor: {e}", err=True)
         return e.exit_code
     except KeyboardInterrupt:
-        click.echo("filmcolor: interrupted; no output was written", err=True)
+        click.echo("filmcolor: interrupted (no partial file is left at the output path)", err=True)
         return 130
     except FilmcolorError as e:
         if debug and "--debug" in argv:

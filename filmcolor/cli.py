@@ -104,6 +104,14 @@ def run_cmd(input: str, output: str | None, overwrite: bool, model: str | None,
     summary = run(cfg)
     if not quiet:
         click.echo(str(summary))
+    if summary.skipped:
+        from filmcolor.errors import SourceOpenError
+
+        names = ", ".join(p.name for p in summary.skipped[:3])
+        more = f" and {len(summary.skipped) - 3} more" if len(summary.skipped) > 3 else ""
+        raise SourceOpenError(
+            f"{len(summary.skipped)} image(s) could not be read and were skipped: {names}{more}"
+        )
 
 
 @main.command("models", context_settings=CONTEXT_SETTINGS)

@@ -17,9 +17,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import tempfile
 import time
 from collections.abc import Collection, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
@@ -39,6 +40,8 @@ class RunSummary:
     output: Path
     frames: int
     seconds: float
+    skipped: tuple[Path, ...] = field(default=())
+    """Images of a folder that could not be read and were left out (the rest were coloured)."""
 
     @property
     def fps(self) -> float:
@@ -64,18 +67,73 @@ def temp_path(final: Path, tag: str = "tmp") -> Path:
 
 
 def check_output(out: Path, overwrite: bool, is_dir: bool = False) -> None:
-    """Refuse to overwrite, and fail early on an unwritable destination.
+    """Refuse to overwrite, and fail early on a destination that cannot be written.
+
+    Writability is tested by creating (and removing) a scratch file in the folder: permission
+    bits say nothing about read-only mounts or pseudo file systems, and hours of colouring must
+    not end in a failed rename.
 
     Raises:
         OutputError: exists without ``overwrite``, or its folder is missing/unwritable.
     """
     if out.exists() and not overwrite and not is_dir:
         raise OutputError(f"output exists: {out} (use --overwrite to replace it)")
+    if is_dir and out.exists() and not out.is_dir():
+        raise OutputError(f"output folder is a file: {out}")
     parent = out if is_dir and out.exists() else out.parent
-    if not parent.exists():
+    if not parent.is_dir():
         raise OutputError(f"output folder does not exist: {parent}")
-    if not os.access(parent, os.W_OK):
-        raise OutputError(f"cannot write to {parent}: permission denied")
+    try:
+        with tempfile.TemporaryFile(dir=parent, prefix=".filmcolor-probe-"):
+            pass
+    except OSError as exc:
+        raise OutputError(f"cannot write to {parent}: {exc.strerror or exc}") from None
+
+
+def check_image_output(out: Path) -> None:
+    """Refuse an image output whose suffix OpenCV cannot write (before any colouring).
+
+    Raises:
+        OutputError: not an image suffix, or no writer for it in this OpenCV build.
+    """
+    from filmcolor.io.containers import IMAGE_SUFFIXES
+
+    if out.suffix.lower() not in IMAGE_SUFFIXES or not cv2.haveImageWriter(str(out)):
+        known = ", ".join(sorted(IMAGE_SUFFIXES))
+        raise OutputError(f"cannot write image '{out.name}': unknown image format (use {known})")
+
+
+def choose_video_output(src: Path, info, output: str | None) -> Path:
+    """The output path of a video run, checked against what the source carries.
+
+    The default is ``<stem>.colour.mp4``, or ``.mkv`` when MP4 could not take every audio and
+    subtitle stream of the source as it is (bitmap subtitles, some PCM audio on older FFmpeg, or
+    text subtitles MP4 would convert): nothing the film had is lost by default. An explicit
+    MP4/MOV output that cannot hold a stream is refused now, not after hours of colouring.
+
+    Raises:
+        OutputError: the suffix names no video container filmcolor writes, or the container
+            cannot hold one of the source's streams.
+    """
+    from filmcolor.errors import RemuxError
+    from filmcolor.io.remux import ffmpeg_exe, unfit_streams
+
+    out = Path(output) if output else default_output(src, info.kind)
+    try:
+        unfit = unfit_streams(info, out, ffmpeg_exe())
+    except RemuxError as exc:
+        raise OutputError(str(exc)) from None
+    if not output and unfit:
+        mkv = out.with_suffix(".mkv")
+        logger.info("writing %s: MP4 cannot keep %s as it is",
+                    mkv.name, ", ".join(unfit.refused + unfit.converted))
+        return mkv
+    if unfit.refused:
+        raise OutputError(
+            f"'{out.name}' cannot hold the source's {', '.join(unfit.refused)}: "
+            f"use an .mkv output (-o {out.with_suffix('.mkv').name})"
+        )
+    return out
 
 
 @contextlib.contextmanager
@@ -172,23 +230,41 @@ def _write_image(path: Path, rgb) -> None:
         raise OutputError(f"cannot write image {path}")
 
 
-def colorize_images(cfg: RunConfig, pairs: list[tuple[Path, Path]]) -> RunSummary:
-    """Colour still images (one or a folder's worth); each output written atomically."""
+def colorize_images(cfg: RunConfig, pairs: list[tuple[Path, Path]], colorizer=None) -> RunSummary:
+    """Colour still images (one or a folder's worth); each output written atomically.
+
+    For a folder (more than one pair), an image that cannot be read is skipped with a warning
+    and listed in :attr:`RunSummary.skipped`, so one damaged scan does not stop a folder of
+    hundreds; a single image that cannot be read raises.
+
+    Raises:
+        SourceOpenError: a single image cannot be read.
+        OutputError: an output image cannot be written.
+    """
     from filmcolor.infer.merge import merge_rgb
     from filmcolor.io.decode import decode_image
 
-    colorizer = build_colorizer(cfg)
+    colorizer = colorizer or build_colorizer(cfg)
     t0 = time.perf_counter()
     progress = Progress(len(pairs), enabled=not cfg.quiet and len(pairs) > 1, desc="images")
+    skipped: list[Path] = []
     # Stills differ in size, so each goes through the model on its own.
     with logging_redirect(not cfg.quiet):
         for src, dst in progress(iter(pairs)):
-            frame = colorizer.colorize_batch([decode_image(src)])[0]
+            try:
+                image = decode_image(src)
+            except SourceOpenError as exc:
+                if len(pairs) == 1:
+                    raise
+                logger.warning("skipped %s: %s", src.name, exc)
+                skipped.append(src)
+                continue
+            frame = colorizer.colorize_batch([image])[0]
             with atomic_output(dst) as tmp:
                 _write_image(tmp, merge_rgb(frame))
     progress.close()
     out = pairs[0][1] if len(pairs) == 1 else pairs[0][1].parent
-    return RunSummary(out, len(pairs), time.perf_counter() - t0)
+    return RunSummary(out, len(pairs) - len(skipped), time.perf_counter() - t0, tuple(skipped))
 
 
 def run(cfg: RunConfig) -> RunSummary:
@@ -206,7 +282,6 @@ def run(cfg: RunConfig) -> RunSummary:
             raise SourceOpenError(f"no images found in folder {src}")
         out_dir = Path(cfg.output) if cfg.output else default_output(src, "folder")
         check_output(out_dir, cfg.overwrite, is_dir=True)
-        out_dir.mkdir(exist_ok=True)
         pairs = [(p, out_dir / p.name) for p in images]
         existing = [d for _, d in pairs if d.exists()]
         if existing and not cfg.overwrite:
@@ -214,9 +289,18 @@ def run(cfg: RunConfig) -> RunSummary:
                 f"{len(existing)} output image(s) exist in {out_dir}, e.g. {existing[0].name} "
                 "(use --overwrite to replace them)"
             )
-        return colorize_images(cfg, pairs)
+        colorizer = build_colorizer(cfg)  # a model or weights error leaves no empty folder
+        try:
+            out_dir.mkdir(exist_ok=True)
+        except OSError as exc:
+            raise OutputError(f"cannot create {out_dir}: {exc.strerror or exc}") from None
+        return colorize_images(cfg, pairs, colorizer)
     info = probe(src)
-    out = Path(cfg.output) if cfg.output else default_output(src, info.kind)
+    if info.kind == "image":
+        out = Path(cfg.output) if cfg.output else default_output(src, info.kind)
+        check_image_output(out)
+    else:
+        out = choose_video_output(src, info, cfg.output)
     if out.resolve() == src.resolve():
         raise OutputError(f"output would overwrite the input {src}")
     check_output(out, cfg.overwrite)

@@ -243,7 +243,7 @@ def make_clip(
             aus = container.add_stream(audio_codec, rate=AUDIO_RATE)
             aus.layout = "stereo"
             formats = [f.name for f in aus.codec_context.codec.audio_formats or []]
-            aus.format = next(f for f in ("fltp", "s16", "s16p") if not formats or f in formats)
+            aus.format = next(f for f in ("fltp", "s16", "s16p", "u8") if not formats or f in formats)
         for i, pts in enumerate(pts_list):
             frame = av.VideoFrame(width, height, pix_fmt)
             _fill_yuv(frame, film_frame(i, width, height, cuts, seed), pix_fmt)
@@ -279,6 +279,8 @@ def _write_tones(
             data = (np.stack([part, part], axis=1) * 32767).astype(np.int16).reshape(1, -1)
         elif fmt == "s16p":
             data = (np.stack([part, part]) * 32767).astype(np.int16)
+        elif fmt == "u8":  # packed unsigned 8-bit (pcm_u8)
+            data = (np.stack([part, part], axis=1) * 127 + 128).astype(np.uint8).reshape(1, -1)
         else:
             raise ValueError(f"unsupported audio sample format {fmt}")
         frame = av.AudioFrame.from_ndarray(data, format=fmt, layout="stereo")

@@ -14,7 +14,7 @@ from filmcolor.io import ffmpeg_exe as ffmpeg_exe_mod
 from filmcolor.io.decode import decode
 from filmcolor.io.encode import EncodeStats, encode
 from filmcolor.io.probe import SourceInfo, StreamInfo, probe
-from filmcolor.io.remux import build_remux_args, ffmpeg_exe, run_remux, verify_output
+from filmcolor.io.remux import build_remux_args, ffmpeg_exe, run_remux, unfit_streams, verify_output
 from tests.media import Clip, make_clip
 
 
@@ -83,6 +83,22 @@ def test_args_mp4_subtitle_policy(caplog: pytest.LogCaptureFixture) -> None:
     assert _after(args, "-c:s:0") == ["mov_text"] and _after(args, "-c:s:1") == ["copy"]
     messages = " ".join(r.getMessage() for r in caplog.records)
     assert "converted to mov_text" in messages and "bitmap subtitle stream 3" in messages
+
+
+def test_unfit_streams_for_mp4_and_mkv() -> None:
+    """Bitmap subtitles never fit MP4, text ones need conversion; AAC is known to fit (FFmpeg is
+    not asked: the executable given does not exist); Matroska takes everything."""
+    info = _info(
+        subtitle_streams=(StreamInfo(2, "subrip"), StreamInfo(3, "hdmv_pgs_subtitle"),
+                          StreamInfo(4, "mov_text"))
+    )
+    unfit = unfit_streams(info, "out.mp4", ffmpeg="/nonexistent/ffmpeg")
+    assert unfit.refused == ("subtitle stream 3 (hdmv_pgs_subtitle)",)
+    assert unfit.converted == ("subtitle stream 2 (subrip)",)
+    assert not unfit_streams(info, "out.mkv", ffmpeg="/nonexistent/ffmpeg")
+    assert not unfit_streams(_info(), "out.mov", ffmpeg="/nonexistent/ffmpeg")
+    with pytest.raises(RemuxError, match="unknown video container"):
+        unfit_streams(info, "out.xyz", ffmpeg="/nonexistent/ffmpeg")
 
 
 def test_args_temp_names_keep_the_container() -> None:

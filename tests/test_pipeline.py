@@ -52,7 +52,16 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def leftovers(folder: Path) -> list[str]:
-    return sorted(p.name for p in folder.iterdir() if p.name.startswith("."))
+    """Temp files and job folders a failed run must not leave beside its output."""
+    return sorted(p.name for p in folder.iterdir()
+                  if p.name.startswith(".") or p.name.endswith(".filmcolor-job"))
+
+
+def one_error_line(capsys) -> str:
+    """The run's stderr, asserted to be exactly one line; returned lower-cased."""
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    return err[0].lower()
 
 
 @pytest.fixture(scope="module")
@@ -112,7 +121,14 @@ def test_odd_size_and_rotation(clip_odd: Clip, clip_rotated: Clip, tmp_path: Pat
 def test_subtitles_kept(clip_subtitled: Clip, tmp_path: Path) -> None:
     out = tmp_path / "sub.mkv"
     assert run_cli(clip_subtitled.path, "-o", out, *TINY) == 0
-    assert len(probe(out).subtitle_streams) == 1
+    assert [s.codec for s in probe(out).subtitle_streams] == ["srt"]
+    # Default output: MP4 would have to convert the SRT stream, so the film comes out as MKV
+    # with its subtitles as they were.
+    src = tmp_path / "film.mkv"
+    src.write_bytes(clip_subtitled.path.read_bytes())
+    assert run_cli(src, *TINY) == 0
+    assert not (tmp_path / "film.colour.mp4").exists()
+    assert [s.codec for s in probe(tmp_path / "film.colour.mkv").subtitle_streams] == ["srt"]
 
 
 def test_smoothing_reduces_chroma_flicker(clip_ntsc: Clip, tmp_path: Path) -> None:
@@ -155,6 +171,39 @@ def test_folder_of_images(image_png: Path, image_png16: Path, tmp_path: Path) ->
     assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in src.iterdir())
 
 
+def test_folder_with_a_damaged_image(image_png: Path, tmp_path: Path, capsys) -> None:
+    """One unreadable scan does not stop the folder: the rest are coloured, the damaged one is
+    named in one line, and the exit code says not everything was done."""
+    src = tmp_path / "photos"
+    src.mkdir()
+    for name in ("a.png", "c.png"):
+        (src / name).write_bytes(image_png.read_bytes())
+    (src / "b.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 64)  # header, then nothing
+    assert run_cli(src, "--model", "tiny") == 2
+    err = capsys.readouterr().err
+    assert "1 image(s) could not be read and were skipped: b.png" in err
+    out = tmp_path / "photos.colour"
+    assert sorted(p.name for p in out.iterdir()) == ["a.png", "c.png"]
+    grey = cv2.imread(str(image_png), cv2.IMREAD_GRAYSCALE)
+    grey_l = cv2.cvtColor(cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR).astype(np.float32) / 255,
+                          cv2.COLOR_BGR2LAB)[..., 0]
+    for name in ("a.png", "c.png"):
+        bgr = cv2.imread(str(out / name))
+        lab_l = cv2.cvtColor(bgr.astype(np.float32) / 255, cv2.COLOR_BGR2LAB)[..., 0]
+        assert bgr.shape[:2] == grey.shape and np.abs(lab_l - grey_l).mean() < 1.5
+
+
+def test_folder_with_wrong_weights_creates_nothing(image_png: Path, tmp_path: Path, capsys) -> None:
+    src = tmp_path / "photos"
+    src.mkdir()
+    (src / "a.png").write_bytes(image_png.read_bytes())
+    bad = tmp_path / "w.pt"
+    bad.write_bytes(b"\x00" * 100)
+    assert run_cli(src, "--model", "tiny", "--weights", bad, "-q") == 4
+    assert "not a pytorch weights file" in one_error_line(capsys)
+    assert not (tmp_path / "photos.colour").exists()
+
+
 # -- errors: one line, non-zero exit, nothing at the output path ----------------------------------
 @pytest.mark.parametrize(
     "make, code, message",
@@ -176,7 +225,8 @@ def test_audio_only_has_no_video_stream(tmp_path: Path, capsys) -> None:
 
     src = make_audio_only(tmp_path / "sound.wav")
     assert run_cli(src, *TINY) == 2
-    assert "no video stream" in capsys.readouterr().err.lower()
+    assert "no video stream" in one_error_line(capsys)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sound.wav"]
 
 
 def test_wrong_weights(clip_ntsc: Clip, tmp_path: Path, capsys) -> None:
@@ -188,13 +238,85 @@ def test_wrong_weights(clip_ntsc: Clip, tmp_path: Path, capsys) -> None:
     assert not out.exists() and leftovers(tmp_path) == []
 
 
-def test_unwritable_output(clip_ntsc: Clip, tmp_path: Path, capsys) -> None:
+def test_unwritable_output(clip_ntsc: Clip, tmp_path: Path, capsys, monkeypatch) -> None:
     assert run_cli(clip_ntsc.path, "-o", tmp_path / "nope" / "o.mp4", *TINY) == 5
-    assert "does not exist" in capsys.readouterr().err
+    assert "does not exist" in one_error_line(capsys)
+    # A folder that exists but refuses new files (read-only mount, permissions): the scratch
+    # file filmcolor tries to create there fails, before any decoding or colouring.
+    import tempfile
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(tempfile, "TemporaryFile", refuse)
+    assert run_cli(clip_ntsc.path, "-o", tmp_path / "o.mp4", *TINY) == 5
+    assert "cannot write to" in one_error_line(capsys)
+    assert not (tmp_path / "o.mp4").exists() and leftovers(tmp_path) == []
+
+
+def test_missing_weights_file(clip_ntsc: Clip, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "o.mp4"
+    assert run_cli(clip_ntsc.path, "-o", out, "--model", "tiny", "--weights", tmp_path / "no.pt", "-q") == 4
+    assert "no.pt" in one_error_line(capsys)
+    assert not out.exists() and leftovers(tmp_path) == []
+
+
+def test_undecodable_stream(clip_ntsc: Clip, tmp_path: Path, capsys) -> None:
+    """A stream that breaks part-way: one line, exit 3, nothing at or beside the output."""
+    data = bytearray(clip_ntsc.path.read_bytes())
+    n = len(data)
+    data[n // 4 : 3 * n // 4] = bytes(3 * n // 4 - n // 4)  # zero the middle of the media data
+    src = tmp_path / "broken.mp4"
+    src.write_bytes(bytes(data))
+    out = tmp_path / "o.mp4"
+    assert run_cli(src, "-o", out, *TINY) == 3
+    assert "decoding" in one_error_line(capsys)
+    assert not out.exists() and leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("name, message", [("o.xyz", "unknown video container"),
+                                           ("o.txt", "unknown video container")])
+def test_unknown_output_container_refused_before_colouring(
+    clip_ntsc: Clip, tmp_path: Path, capsys, monkeypatch, name: str, message: str
+) -> None:
+    import filmcolor.pipeline as pipeline
+
+    def no_model(cfg):
+        raise AssertionError("the model was built before the output was checked")
+
+    monkeypatch.setattr(pipeline, "build_colorizer", no_model)
+    assert run_cli(clip_ntsc.path, "-o", tmp_path / name, *TINY) == 5
+    assert message in one_error_line(capsys)
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_unknown_image_format_refused(image_png: Path, tmp_path: Path, capsys) -> None:
+    assert run_cli(image_png, "-o", tmp_path / "o.xyz", *TINY) == 5
+    assert "unknown image format" in one_error_line(capsys)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_audio_mp4_cannot_hold(tmp_path: Path, capsys) -> None:
+    """8-bit PCM sound (old capture cards write it) has no MP4 form: by default the film comes out
+    as MKV with its sound copied; an explicit .mp4 is refused at once, before any colouring."""
+    from tests.media import make_clip
+
+    clip = make_clip(tmp_path / "pcm.mkv", n_frames=12, audio_codec="pcm_u8")
+    assert run_cli(clip.path, "-o", tmp_path / "o.mp4", *TINY) == 5
+    line = one_error_line(capsys)
+    assert "audio stream" in line and "pcm_u8" in line and ".mkv" in line
+    assert not (tmp_path / "o.mp4").exists() and leftovers(tmp_path) == []
+    assert run_cli(clip.path, *TINY) == 0
+    out = tmp_path / "pcm.colour.mkv"
+    assert not (tmp_path / "pcm.colour.mp4").exists()
+    assert audio_packets(out) == audio_packets(clip.path) and len(audio_packets(out)) > 0
+    times, _, _ = video_planes(out)
+    assert len(times) == 12
 
 
 def test_failure_mid_run_leaves_nothing(clip_ntsc: Clip, tmp_path: Path, monkeypatch) -> None:
-    """An error while encoding (or Ctrl-C) leaves no file at the output path and no temp files."""
+    """Ctrl-C while encoding leaves no file at the output path and no temp files; only the
+    resumable job (its manifest) stays."""
     import filmcolor.infer.merge as merge
 
     real = merge.chroma_planes
@@ -209,7 +331,8 @@ def test_failure_mid_run_leaves_nothing(clip_ntsc: Clip, tmp_path: Path, monkeyp
     monkeypatch.setattr(merge, "chroma_planes", failing)
     out = tmp_path / "o.mp4"
     assert run_cli(clip_ntsc.path, "-o", out, *TINY) == 130
-    assert not out.exists() and leftovers(tmp_path) == []
+    assert not out.exists() and leftovers(tmp_path) == ["o.mp4.filmcolor-job"]
+    assert (tmp_path / "o.mp4.filmcolor-job" / "manifest.json").is_file()
 
 
 def test_no_traceback_without_debug(tmp_path: Path) -> None:

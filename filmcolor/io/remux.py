@@ -10,7 +10,10 @@ Policies:
       display matrix is re-applied with ``-display_rotation`` on the video input (FFmpeg >= 6.1).
     * Subtitles: Matroska takes every stream as it is (plus attachments, i.e. ASS fonts). MP4/MOV
       hold only ``mov_text``: other text subtitles are converted to it (styling is lost; a
-      warning says so) and bitmap subtitles (PGS, VobSub, DVB) are dropped with a warning.
+      warning says so); bitmap subtitles (PGS, VobSub, DVB) cannot go in at all.
+    * Before any colouring, :func:`unfit_streams` says which source streams an output container
+      cannot take, so a film whose sound MP4 cannot hold is refused (or, by default, written as
+      MKV) in the first second rather than failing at the remux after hours of work.
     * Metadata and chapters come from the source (``-map_metadata 1 -map_chapters 1``).
 """
 
@@ -20,6 +23,8 @@ import logging
 import re
 import shlex
 import subprocess
+import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import av
@@ -32,9 +37,11 @@ from filmcolor.io.probe import SourceInfo
 
 __all__ = [
     "TEXT_SUBTITLE_CODECS",
+    "UnfitStreams",
     "build_remux_args",
     "ffmpeg_exe",
     "run_remux",
+    "unfit_streams",
     "verify_output",
 ]
 
@@ -68,6 +75,72 @@ GLOBAL_ARGS: tuple[str, ...] = ("-hide_banner", "-nostdin", "-loglevel", "error"
 """Options before the first input: quiet, never read the terminal, replace the (temp) output."""
 
 
+@dataclass(frozen=True)
+class UnfitStreams:
+    """Source streams an output container cannot take as they are (see :func:`unfit_streams`).
+
+    Attributes:
+        refused: ``"<kind> stream <index> (<codec>)"`` for each stream the container cannot hold
+            at all (bitmap subtitles in MP4, audio codecs its muxer refuses).
+        converted: the same for text subtitles MP4/MOV take only after conversion to mov_text.
+    """
+
+    refused: tuple[str, ...] = ()
+    converted: tuple[str, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.refused or self.converted)
+
+
+def _copy_trial(source_path: StrPath, index: int, fmt: str, ffmpeg: str) -> bool:
+    """Can ``fmt`` take stream ``index`` of the source by copy? FFmpeg tries half a second."""
+    with tempfile.TemporaryDirectory(prefix="filmcolor-trial-") as td:
+        args = ffmpeg_python.input(str(source_path)).output(
+            str(Path(td) / "trial"), map=f"0:{index}", c="copy", t=0.5, f=fmt
+        ).get_args()
+        try:
+            proc = subprocess.run([ffmpeg, *GLOBAL_ARGS, *args], stdin=subprocess.DEVNULL,
+                                  capture_output=True, check=False, timeout=60)
+        except (OSError, subprocess.TimeoutExpired):
+            return True  # cannot ask FFmpeg now; the remux itself reports any real problem
+        return proc.returncode == 0
+
+
+def unfit_streams(info: SourceInfo, out_path: StrPath, ffmpeg: str) -> UnfitStreams:
+    """Which of the source's audio and subtitle streams ``out_path``'s container cannot copy.
+
+    Matroska (and the other non-MP4 containers filmcolor writes) take every stream. For MP4/MOV,
+    bitmap subtitles never fit and text subtitles are converted; whether an audio codec fits
+    depends on the FFmpeg in use (PCM in MP4 needs FFmpeg 6.1+, for example), so FFmpeg is asked:
+    it copies half a second of each audio stream whose codec is not known to fit. Cheap (a few
+    tens of milliseconds a stream) and run once, before any colouring.
+
+    Raises:
+        RemuxError: the output suffix names no known container.
+    """
+    try:
+        fmt = muxer_for(out_path)
+    except ValueError as exc:
+        raise RemuxError(str(exc)) from None
+    if fmt not in MP4_FAMILY:
+        return UnfitStreams()
+    refused, converted = [], []
+    for sub in info.subtitle_streams:
+        name = f"subtitle stream {sub.index} ({sub.codec})"
+        if sub.codec not in TEXT_SUBTITLE_CODECS:
+            refused.append(name)
+        elif sub.codec != "mov_text":
+            converted.append(name)
+    for aud in info.audio_streams:
+        if aud.codec not in MP4_SAFE_AUDIO and not _copy_trial(info.path, aud.index, fmt, ffmpeg):
+            refused.append(f"audio stream {aud.index} ({aud.codec})")
+    return UnfitStreams(tuple(refused), tuple(converted))
+
+
+MP4_SAFE_AUDIO: frozenset[str] = frozenset({"aac", "mp3", "ac3", "eac3", "alac"})
+"""Audio codecs every FFmpeg filmcolor supports copies into MP4/MOV (others are tried)."""
+
+
 def _subtitle_plan(info: SourceInfo, out_name: str) -> list[tuple[int, str]]:
     """``(source stream index, output codec)`` for each subtitle stream an MP4/MOV output keeps."""
     plan = []
@@ -83,7 +156,7 @@ def _subtitle_plan(info: SourceInfo, out_name: str) -> list[tuple[int, str]]:
                 out_name,
             )
             plan.append((sub.index, "mov_text"))
-        else:
+        else:  # refused before colouring (unfit_streams); kept for direct library callers
             logger.warning(
                 "bitmap subtitle stream %d (%s) dropped: %s cannot hold it "
                 "(use an .mkv output to keep it)",

@@ -24,8 +24,18 @@ SAFE_GLOBALS: tuple[type, ...] = (slice,)
 
 _GLOBAL_RE = re.compile(r"Unsupported global: GLOBAL (\S+)")
 
-REPO_WEIGHTS_DIR: Path = Path(__file__).resolve().parents[2] / "weights"
-"""``weights/`` of the source tree (present for editable installs and source checkouts)."""
+def _shipped_weights_dir() -> Path:
+    # A source checkout or editable install reads the repository's weights/ directly; a regular
+    # install (wheel) carries the same files as the data package filmcolor._weights.
+    here = Path(__file__).resolve()
+    source_tree = here.parents[2] / "weights"
+    if (source_tree / "weights.toml").is_file():
+        return source_tree
+    return here.parents[1] / "_weights"
+
+
+REPO_WEIGHTS_DIR: Path = _shipped_weights_dir()
+"""The weights shipped with filmcolor: ``weights/`` of the source tree, or its installed copy."""
 
 
 def search_dirs() -> list[Path]:
