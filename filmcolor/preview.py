@@ -5,17 +5,23 @@
 the same frames of a full run with the same settings:
 
 * **Seeking.** Decoding starts at the keyframe before the range (``decode(..., seek_pts=...)``),
-  so the cost grows with the range, not with its position. For a constant-frame-rate source the
-  pts of frame ``i`` is ``start_time + i * step`` and the frame found there is numbered ``i``.
-  For a variable-frame-rate source (average rate != base rate) frame indices cannot be derived
-  from timestamps, so the preview decodes from the first frame and counts: always right, but its
-  cost grows with the position.
+  so the cost grows with the range, not with its position. For a constant-frame-rate source
+  (average rate == base rate) frame ``i`` starts at ``start_time + i / rate``; containers store
+  that rounded to their time base (MKV: 1 ms, so 23.976 fps is 42, 83, 125... ms), so a pts maps
+  to the index ``round((pts - start_time) * rate)``. The mapping is checked on the packets
+  around the range before seeking (demuxed, not decoded: cheap): every pts within a quarter of
+  a frame of its slot, one frame per slot, no slot missing. Where it does not hold (a
+  variable-frame-rate source, average rate != base rate) the preview decodes from the first
+  frame and counts: always right, but its cost grows with the position.
 * **Warm-up.** ``R`` frames (the smoother's radius) before and after the range are decoded and
   coloured, rounded out to whole model batches, which are aligned to absolute frame indices
-  (see ``Colorizer.__call__``). Before that, a look-back of :data:`LOOKBACK` frames is decoded
-  and only shown to the scene-cut detector (not coloured), so it has settled by the time the
-  range starts (it only needs the last shot's few frames; a cut in the look-back is found as
-  in the full run).
+  (see ``Colorizer.__call__``); after them, the scene-cut detector's ``lookahead`` frames, so
+  the cuts inside the smoother's window are decided on the same frames as in the full run.
+  Before the coloured frames, decoding starts at
+  :func:`~filmcolor.temporal.scenecut.warmup_start` (at most :data:`LOOKBACK` frames earlier);
+  those frames are only shown to the scene-cut detector. Its state is restarted on a fixed grid
+  of frame indices, so from there on it decides exactly as in the full run, whatever came
+  before (a fade to black of any length included).
 
 Sweeps (``render_sizes``, ``models``) colour the range once per combination and put the frames
 in one contact sheet, one row per combination.
@@ -38,11 +44,22 @@ import numpy as np
 from filmcolor.config import RunConfig
 from filmcolor.errors import ConfigError, OutputError
 from filmcolor.frames import Frame, FrameRange
+from filmcolor.temporal.scenecut import SceneCutParams, warmup_start
 
 logger = logging.getLogger("filmcolor")
 
-LOOKBACK: int = 48
-"""Frames decoded before the range (besides the smoother's radius) to settle the cut detector."""
+LOOKBACK: int = SceneCutParams().memory
+"""Most frames decoded before the coloured ones for the scene-cut detector alone.
+
+Invariant (proved in :mod:`filmcolor.temporal.scenecut`, "Bounded memory"): a stream that starts
+at or before ``warmup_start(i)`` decides every frame ``>= i`` as the whole film does, and
+``i - warmup_start(i) < LOOKBACK``. ``tests/test_scenecut.py`` checks it on random footage with
+blank stretches; ``tests/test_preview.py`` on previews after a long fade to black.
+"""
+
+SEEK_REORDER_MARGIN: int = 16
+"""Packets are demuxed this many frames past the range when checking timestamps: B-frame
+reordering (at most 16 frames in H.264/HEVC) can store a frame of the range that late."""
 
 SHEET_THUMB_WIDTH: int = 320
 """Width in pixels of one frame in a contact sheet."""
@@ -172,7 +189,13 @@ class _Timing:
     """What seeking needs to know about the video stream."""
 
     start_pts: int
-    step: int | None  # ticks per frame for a CFR source; None: variable or not integral
+    rate: Fraction | None  # the constant frame rate; None: variable (no seeking)
+    time_base: Fraction | None
+
+    def slot(self, pts: int) -> Fraction:
+        """Frame position of ``pts`` (an integer for a frame exactly on the rate's grid)."""
+        assert self.rate is not None and self.time_base is not None
+        return (pts - self.start_pts) * self.time_base * self.rate
 
 
 def _timing(src: Path) -> _Timing:
@@ -182,11 +205,52 @@ def _timing(src: Path) -> _Timing:
         st = c.streams.video[0]
         start = st.start_time or 0
         avg, base, tb = st.average_rate, st.base_rate, st.time_base
-        step = None
-        if avg and base and tb and Fraction(avg) == Fraction(base):
-            ticks = 1 / (Fraction(avg) * Fraction(tb))
-            step = int(ticks) if ticks.denominator == 1 else None
-        return _Timing(start, step)
+        cfr = bool(avg and base and tb and Fraction(avg) == Fraction(base))
+        return _Timing(start, Fraction(avg) if cfr else None, Fraction(tb) if tb else None)
+
+
+def _locate(src: Path, timing: _Timing, first: int, end: int) -> int | None:
+    """The pts of frame ``first``, if the timestamps around ``[first, end)`` map to indices.
+
+    Seeks (as :func:`filmcolor.io.decode.decode` will) to the keyframe before frame ``first``
+    and demuxes packets up to past ``end``. The mapping ``round(slot(pts))`` holds when every
+    pts lies within a quarter frame of its slot (rounding to the time base moves it by at most
+    half a tick), no slot holds two frames, and no slot from the keyframe on is missing. Then
+    the frame with that pts is frame ``first`` of the film, as counting from the start would
+    find (a constant-rate source drops no frames). ``None``: decode from the start and count.
+    """
+    import av
+
+    if timing.rate is None or timing.time_base is None:
+        return None
+    ticks = 1 / (timing.rate * timing.time_base)  # per frame
+    target = timing.start_pts + round(first * ticks)
+    pts_of: dict[int, int] = {}
+    with av.open(str(src)) as c:
+        st = c.streams.video[0]
+        try:
+            c.seek(target, backward=True, any_frame=False, stream=st)
+            for packet in c.demux(st):
+                if packet.size == 0:
+                    continue  # the demuxer's flush packet
+                if packet.pts is None:
+                    return None
+                slot = timing.slot(packet.pts)
+                index = round(slot)
+                if abs(slot - index) > Fraction(1, 4) or index in pts_of:
+                    logger.debug("pts %d is not on the frame grid: no seek", packet.pts)
+                    return None
+                pts_of[index] = packet.pts
+                if index >= end + SEEK_REORDER_MARGIN:
+                    break
+        except av.FFmpegError as exc:
+            logger.debug("cannot check timestamps after a seek (%s): no seek", exc)
+            return None
+    lowest = min(pts_of, default=first + 1)
+    if lowest > first or any(i not in pts_of for i in range(lowest, end)):
+        logger.debug("frames %d-%d: timestamps do not map to indices: no seek", first, end)
+        return None
+    return pts_of[first]
 
 
 def preview_frames(
@@ -199,12 +263,16 @@ def preview_frames(
 
     timing = timing or _timing(src)
     radius = ChromaSmoother.from_strength(cfg.smoothing).context if cfg.smoothing > 0 else 0
-    look = LOOKBACK if cfg.scene_detect else 0
     batch = colorizer.batch_size
     colour_from = max(0, (rng.start - radius) // batch * batch)
-    ds = max(0, colour_from - look)
-    de = min(total, -(-(rng.end + radius) // batch) * batch)
-    seek = timing.start_pts + ds * timing.step if timing.step and ds > 0 else None
+    if cfg.scene_detect:
+        # The pipeline's detector has the default settings (video_stages).
+        ahead = SceneCutParams().lookahead
+        ds = warmup_start(colour_from)
+    else:
+        ahead, ds = 0, colour_from
+    de = min(total, -(-(rng.end + radius + ahead) // batch) * batch)
+    seek = _locate(src, timing, ds, de) if ds > 0 else None
     frames = decode(src, ds, de, seek_pts=seek)
     for fr in video_stages(frames, cfg, colorizer, colour_from=colour_from):
         if fr.index in rng:

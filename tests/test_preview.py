@@ -15,6 +15,7 @@ from filmcolor.config import RunConfig
 from filmcolor.errors import ConfigError
 from filmcolor.frames import FrameRange
 from filmcolor.preview import (
+    LOOKBACK,
     PreviewRequest,
     _timing,
     parse_frames,
@@ -23,15 +24,16 @@ from filmcolor.preview import (
     resolve_range,
     sheet_indices,
 )
-from tests.media import Clip, make_clip
+from filmcolor.temporal.scenecut import SceneCutParams
+from tests.media import Clip, film_frame, luma_codes, make_clip
 
 NTSC = Fraction(24000, 1001)
 
 
 @pytest.fixture(scope="module")
 def clip_long(media_dir: Path) -> Clip:
-    """120 frames, cuts at 30, 70 and 100: previews start well past the look-back."""
-    return make_clip(media_dir / "long.mp4", n_frames=120, cuts=(30, 70, 100))
+    """200 frames, cuts at 30, 70, 100 and 180: previews start well past the look-back."""
+    return make_clip(media_dir / "long.mp4", n_frames=200, cuts=(30, 70, 100, 180))
 
 
 @pytest.mark.parametrize(
@@ -92,7 +94,9 @@ def long_whole_run(clip_long: Clip) -> tuple[RunConfig, object, dict]:
     return cfg, colorizer, whole
 
 
-@pytest.mark.parametrize("rng", [FrameRange(80, 96), FrameRange(98, 103), FrameRange(112, 120)])
+@pytest.mark.parametrize(
+    "rng", [FrameRange(160, 176), FrameRange(178, 183), FrameRange(192, 200)]
+)
 def test_preview_frames_equal_full_run(
     clip_long: Clip, long_whole_run, rng: FrameRange, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -121,7 +125,7 @@ def test_vfr_preview_counts_from_the_start(clip_vfr: Clip) -> None:
     from filmcolor.io.decode import decode
     from filmcolor.pipeline import build_colorizer, video_stages
 
-    assert _timing(clip_vfr.path).step is None  # no seek: indices cannot come from pts
+    assert _timing(clip_vfr.path).rate is None  # no seek: indices cannot come from pts
     cfg = RunConfig(input=clip_vfr.path, model="tiny")
     colorizer = build_colorizer(cfg)
     whole = {f.index: f for f in video_stages(decode(clip_vfr.path), cfg, colorizer)}
@@ -182,3 +186,134 @@ def test_preview_range_past_the_end_is_one_line(clip_ntsc: Clip, capsys) -> None
         "(48 frames, 00:00:02.002)"
     )
     assert err == [expected]
+
+
+def _whole_run(path: Path, **options) -> tuple[RunConfig, object, dict]:
+    from filmcolor.io.decode import decode
+    from filmcolor.pipeline import build_colorizer, video_stages
+
+    cfg = RunConfig(input=path, model="tiny", **options)
+    colorizer = build_colorizer(cfg)
+    return cfg, colorizer, {f.index: f for f in video_stages(decode(path), cfg, colorizer)}
+
+
+def _assert_equal_to_whole(got: list, whole: dict, rng: FrameRange) -> None:
+    assert [f.index for f in got] == list(range(rng.start, rng.end))
+    for f in got:
+        assert f.pts == whole[f.index].pts
+        assert f.scene_start == whole[f.index].scene_start, f.index
+        assert np.array_equal(f.extra["cbcr"], whole[f.index].extra["cbcr"]), f.index
+
+
+class _CountingContainer:
+    """A PyAV input container that counts the frames it decodes (seek cost, #4)."""
+
+    def __init__(self, container, counts: list[int]) -> None:
+        self._c, self._counts = container, counts
+        counts.append(0)
+
+    def __getattr__(self, name: str):
+        return getattr(self._c, name)
+
+    def decode(self, *args, **kwargs):
+        for frame in self._c.decode(*args, **kwargs):
+            self._counts[-1] += 1
+            yield frame
+
+
+def _count_decoded(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    import filmcolor.io.decode as dec
+
+    counts: list[int] = []
+    real_open = dec.open_container
+    monkeypatch.setattr(dec, "open_container", lambda p: _CountingContainer(real_open(p), counts))
+    return counts
+
+
+@pytest.fixture(scope="module")
+def clip_fade(media_dir: Path) -> Path:
+    """Shot A (60 frames), 100 black frames, shot B (60 frames) from frame 160; a keyframe every
+    24 frames. Old films fade to black constantly (#4)."""
+    path = media_dir / "fade.mp4"
+    w, h = 160, 120
+    with av.open(str(path), "w") as c:
+        vs = c.add_stream("libx264", rate=NTSC, options={"crf": "12", "g": "24"})
+        vs.width, vs.height, vs.pix_fmt = w, h, "yuv420p"
+        for i in range(220):
+            if 60 <= i < 160:
+                luma = np.zeros((h, w))
+            else:
+                luma = film_frame(i, w, h, cuts=(160,))
+            frame = av.VideoFrame(w, h, "yuv420p")
+            for k, plane in enumerate(frame.planes):
+                rows = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)
+                rows[:, : plane.width] = luma_codes(luma, "yuv420p") if k == 0 else 128
+            frame.pts = i
+            for packet in vs.encode(frame):
+                c.mux(packet)
+        for packet in vs.encode():
+            c.mux(packet)
+    return path
+
+
+@pytest.fixture(scope="module")
+def fade_whole_run(clip_fade: Path) -> tuple[RunConfig, object, dict]:
+    return _whole_run(clip_fade)
+
+
+@pytest.mark.parametrize(
+    "rng",
+    [FrameRange(50, 62), FrameRange(100, 110), FrameRange(160, 170), FrameRange(200, 212)],
+    ids=["before", "inside", "right-after", "later"],
+)
+def test_preview_after_a_long_fade_to_black_equals_full_run(
+    clip_fade: Path, fade_whole_run, rng: FrameRange, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The reviewer's case: the full run finds the cut at 160, after 100 blank frames; a preview
+    # whose detector started after the blank stretch began used to miss it (Cb/Cr off by 0.12).
+    cfg, colorizer, whole = fade_whole_run
+    assert sorted(i for i, f in whole.items() if f.scene_start) == [0, 160]
+    counts = _count_decoded(monkeypatch)
+    got = list(preview_frames(cfg, clip_fade, rng, 220, colorizer))
+    _assert_equal_to_whole(got, whole, rng)
+    assert counts[0] <= rng.end + 16 - rng.start + LOOKBACK + 24  # seeks: one GOP + look-back
+    if rng.start >= 160:
+        assert counts[0] < rng.start
+
+
+def test_lookback_covers_the_detector_memory() -> None:
+    assert LOOKBACK == SceneCutParams().memory == 2 * SceneCutParams().segment
+    assert SceneCutParams().segment > SceneCutParams().max_gap
+
+
+@pytest.fixture(scope="module")
+def clip_mkv(media_dir: Path) -> Clip:
+    """24000/1001 fps in Matroska (time base 1/1000: timestamps rounded to the millisecond),
+    240 frames, a keyframe every 24 frames."""
+    return make_clip(media_dir / "ntsc_long.mkv", n_frames=240, cuts=(60, 150),
+                     options={"crf": "12", "g": "24"})
+
+
+def test_mkv_rounded_timestamps_preview_seeks(
+    clip_mkv: Clip, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    timing = _timing(clip_mkv.path)
+    assert timing.rate == NTSC and timing.time_base == Fraction(1, 1000)
+    assert (1 / (timing.rate * timing.time_base)).denominator != 1  # 41.708 ms: not integral
+    cfg, colorizer, whole = _whole_run(clip_mkv.path)
+    assert [whole[i].pts for i in (0, 1, 2, 3)] == [0, 42, 83, 125]
+    counts = _count_decoded(monkeypatch)
+    rng = FrameRange(220, 232)
+    got = list(preview_frames(cfg, clip_mkv.path, rng, 240, colorizer))
+    _assert_equal_to_whole(got, whole, rng)
+    # Decoded from the keyframe before the scene-cut warm-up (frame 144; x264 puts keyframes
+    # at most 24 frames apart), not from frame 0.
+    assert len(counts) == 1 and 240 - 144 <= counts[0] <= 240 - 144 + 24
+
+
+def test_timestamps_off_the_frame_grid_do_not_seek(clip_vfr: Clip) -> None:
+    from filmcolor.preview import _locate, _Timing
+
+    # Claim a constant rate for the irregular clip: the check on its packets refuses to seek.
+    timing = _Timing(0, NTSC, clip_vfr.time_base)
+    assert _locate(clip_vfr.path, timing, 16, 24) is None

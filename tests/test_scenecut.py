@@ -10,7 +10,13 @@ import pytest
 
 from filmcolor.errors import ConfigError
 from filmcolor.frames import Frame
-from filmcolor.temporal.scenecut import SceneCutDetector, SceneCutParams, annotate, detect_cuts
+from filmcolor.temporal.scenecut import (
+    SceneCutDetector,
+    SceneCutParams,
+    annotate,
+    detect_cuts,
+    warmup_start,
+)
 
 H, W = 120, 160
 
@@ -149,6 +155,84 @@ def test_fade_to_black_into_a_new_shot_gives_one_cut_in_the_fade_in() -> None:
     assert len(cuts) == 2 and start_b <= cuts[1] <= start_b + 6
 
 
+BLACK = np.zeros((H, W), np.float32)
+
+
+@pytest.mark.parametrize("same_shot", [False, True], ids=["new-shot", "same-shot"])
+def test_a_long_black_stretch_starts_a_new_shot(same_shot: bool) -> None:
+    # The reference expires after max_gap blank frames (#4): what comes after a long black
+    # stretch starts a shot, even the same picture (the detector's memory is bounded, and a
+    # smoother restart after a second of black is harmless).
+    rng = np.random.default_rng(20)
+    a = make_shot(rng, 60)
+    b = a[30:] if same_shot else make_shot(rng, 30)
+    seq = a[:30] + [BLACK] * 100 + b
+    assert detect_cuts(seq) == [0, 130]
+    gap = SceneCutParams().max_gap
+    assert detect_cuts(a[:30] + [BLACK] * gap + b) == ([0] if same_shot else [0, 30 + gap])
+
+
+def test_a_long_black_leader_then_the_film() -> None:
+    rng = np.random.default_rng(21)
+    assert detect_cuts([BLACK] * 40 + make_shot(rng, 20)) == [0, 40]
+
+
+def _footage_with_blanks(seed: int, n: int) -> list[np.ndarray]:
+    """Random shots (some fading out or in), separated by nothing, a flash, or short and long
+    blank stretches."""
+    rng = np.random.default_rng(seed)
+    seq: list[np.ndarray] = []
+    while len(seq) < n:
+        shot = make_shot(rng, int(rng.integers(4, 70)), speed=float(rng.uniform(0.5, 6)))
+        if rng.random() < 0.3:
+            k = min(len(shot), 8)
+            shot[-k:] = fade(shot[-k:], np.linspace(1, 0, k))
+        if rng.random() < 0.2:
+            shot[len(shot) // 2] = np.ones((H, W), np.float32)
+        seq += shot
+        gap = rng.choice([0, 0, 2, 10, 23, 25, 40, 130])
+        seq += [BLACK] * int(gap)
+    return seq[:n]
+
+
+def _decisions(frames: list[np.ndarray], first: int) -> list[int]:
+    det = SceneCutDetector()
+    cuts: list[int] = []
+    for i in range(first, len(frames)):
+        cuts += det.process_frame(i, frames[i])
+    return cuts + det.flush()
+
+
+@pytest.mark.parametrize("seed", [30, 31])
+def test_bounded_memory_late_start_decides_like_the_full_stream(seed: int) -> None:
+    # The invariant previews rely on (#4): a stream started `memory` frames before frame i, or
+    # at warmup_start(i), takes the whole stream's decisions from i on.
+    frames = _footage_with_blanks(seed, 700)
+    full = _decisions(frames, 0)
+    memory = SceneCutDetector().memory
+    assert memory == 2 * SceneCutParams().segment
+    starts = range(1, len(frames) - memory - 40, 11)  # many land in long blank stretches
+    compared = 0
+    for s in starts:
+        late = _decisions(frames, s)
+        assert late[0] == s  # the first frame of any stream starts a shot
+        i = s + memory
+        assert [c for c in late if c >= i] == [c for c in full if c >= i], f"started at {s}"
+        compared += len([c for c in full if c >= i])
+        j = s + 5
+        aligned = _decisions(frames, warmup_start(j))
+        assert [c for c in aligned if c >= j] == [c for c in full if c >= j], f"from {j}"
+    assert compared > 100  # the footage has cuts, including after long blank stretches
+
+
+def test_warmup_start_is_on_the_segment_grid() -> None:
+    seg = SceneCutParams().segment
+    assert warmup_start(0) == warmup_start(seg - 1) == 0
+    assert warmup_start(2 * seg) == seg and warmup_start(3 * seg - 1) == seg
+    small = SceneCutParams(segment=30)
+    assert warmup_start(59, small) == 0 and warmup_start(60, small) == 30
+
+
 @pytest.mark.parametrize("pan", [0.5, 4.0], ids=["slow-pan", "fast-pan"])
 def test_no_cut_from_a_pan(pan: float) -> None:
     rng = np.random.default_rng(11)
@@ -253,6 +337,9 @@ def test_detector_is_reusable() -> None:
         {"lookahead": -1},
         {"min_contrast": 0.6},
         {"width": 4},
+        {"max_gap": 0},
+        {"segment": 24},  # must exceed max_gap
+        {"segment": 12, "max_gap": 6},  # and window
     ],
 )
 def test_params_are_validated(kwargs: dict) -> None:

@@ -29,9 +29,36 @@ How a frame is scored:
    candidate was a flash (a white, burnt or damaged frame) and is dropped. Finally a cut less
    than ``min_scene_len`` frames after the previous one is suppressed.
 5. Frames with almost no contrast (``min_contrast``: black or white frames, the bottom of a
-   fade) carry no information: they never start a shot and never become the reference. So a
-   fade to black and back into the same shot is no cut, and a fade to black into a new shot
-   gives exactly one cut, on the first frame of the new shot with visible contrast.
+   fade) carry no information: they never become the reference. So a fade to black and back
+   into the same shot is no cut, and a fade to black into a new shot gives exactly one cut, on
+   the first frame of the new shot with visible contrast. The reference expires when more
+   than ``max_gap`` frames (about a second) follow it: the first informative frame after a longer
+   blank stretch (or a longer run of rejected flashes) starts a new shot, subject to
+   ``min_scene_len``. Old films fade to black constantly, and a memory that outlived any
+   blank stretch could not be reproduced by a preview that starts near its range (#4).
+
+Bounded memory (#4). A preview, or any stream that starts mid-film, must take the same
+decisions as a run over the whole film, from a bounded warm-up. Age limits on each piece of state
+are not enough for that: a decision depends on the state, the state on earlier decisions, and
+two streams whose states differ once can keep deciding differently for as long as the footage
+lets them (a lower adaptive baseline flags more candidates, which then stay out of the history
+that would raise it). So the state is restarted on a fixed grid of absolute frame indices, the
+way the colouriser aligns its batches: the frames of segment ``k`` (indices ``[k*S, (k+1)*S)``,
+``S = segment``) are decided by a tracker started fresh on frame ``(k-1)*S`` (or on the stream's
+first frame, if later) and fed every frame since. Two trackers run at any time (one deciding,
+one warming up for the next segment); they share the thumbnails, so the cost is two cheap
+distance computations per frame. The invariant, relied on by :mod:`filmcolor.preview`:
+
+    the decisions for frames ``>= i`` of a stream with consecutive indices that starts at any
+    frame ``s <= warmup_start(i)`` are those of the whole film; in particular a stream started
+    ``memory = 2*S`` frames before ``i`` decides like the whole film from ``i`` on.
+
+Proof: a decision for frame ``t`` in segment ``k`` is a function of the frames the deciding
+tracker saw, ``[(k-1)*S, t + lookahead]``, and of nothing else (the tracker starts empty, and
+``warmup_start(t) = (k-1)*S``); a stream that starts at or before ``(k-1)*S`` starts that
+tracker on the same frame. ``min_scene_len`` is enforced within a tracker; a tracker also sees
+the cuts of the segment before its own (its warm-up), so reported cuts closer than
+``min_scene_len`` across a segment edge need two trackers to disagree about that earlier cut.
 
 Known limits: a slow cross-dissolve is not a hard cut and is not reported (each step is small);
 the smoother's luma weights keep colour from bleeding much there. A cut between two shots of
@@ -48,6 +75,7 @@ Usage::
 
     frames = annotate(frames)                   # stage: sets Frame.scene_start, yields in order
     starts = detect_cuts(lumas)                 # planning pass: [0, 131, 402, ...]
+    first = warmup_start(17280)                 # decode from here to decide 17280 on as a full run
 """
 
 from __future__ import annotations
@@ -104,6 +132,11 @@ class SceneCutParams:
         min_contrast: thumbnails whose luma standard deviation (luma in [0, 1]) is below this
             are treated as blank (black/white frames, the bottom of a fade).
         width: thumbnail width in pixels (height keeps the aspect ratio).
+        max_gap: frames after which the reference expires (about a second): the first
+            informative frame after a longer blank stretch starts a new shot.
+        segment: frames per segment of the restart grid (see "Bounded memory" in the module
+            docstring); a tracker warms up for one segment before it decides the next, so
+            ``segment`` must exceed ``max_gap``, ``min_scene_len`` and ``window``.
     """
 
     threshold: float = 0.4
@@ -113,6 +146,8 @@ class SceneCutParams:
     lookahead: int = 2
     min_contrast: float = 0.02
     width: int = 80
+    max_gap: int = 24
+    segment: int = 48
 
     def __post_init__(self) -> None:
         checks = (
@@ -123,6 +158,12 @@ class SceneCutParams:
             ("lookahead", 0 <= self.lookahead <= 8, "in [0, 8]"),
             ("min_contrast", 0.0 <= self.min_contrast < 0.5, "in [0, 0.5)"),
             ("width", 16 <= self.width <= 512, "in [16, 512]"),
+            ("max_gap", self.max_gap >= 1, ">= 1"),
+            (
+                "segment",
+                self.segment > max(self.max_gap, self.min_scene_len, self.window),
+                "greater than max_gap, min_scene_len and window",
+            ),
         )
         for name, ok, rule in checks:
             if not ok:
@@ -130,6 +171,29 @@ class SceneCutParams:
                     f"scene-cut {name} must be {rule}, got {getattr(self, name)!r}; "
                     "use the defaults of SceneCutParams unless you have measured otherwise"
                 )
+
+    @property
+    def memory(self) -> int:
+        """Frames of warm-up after which any stream decides like the whole film (``2 * segment``)."""
+        return 2 * self.segment
+
+
+def warmup_start(index: int, params: SceneCutParams | None = None) -> int:
+    """The latest frame a stream may start at and still decide frames ``>= index`` as a whole run.
+
+    It is the start of the segment before ``index``'s (see "Bounded memory" in the module
+    docstring), so it lies between ``segment`` and ``2 * segment - 1`` frames before ``index``
+    (or is 0).
+
+    Args:
+        index: the first frame whose decision must equal that of the whole film.
+        params: detector settings (defaults: :class:`SceneCutParams`).
+
+    Returns:
+        A frame index ``<= index``.
+    """
+    seg = (params or SceneCutParams()).segment
+    return max(0, (index // seg - 1) * seg)
 
 
 @dataclass
@@ -191,6 +255,86 @@ def _shifted_distance(a: _Thumb, b: _Thumb) -> float:
     return float(np.mean(np.abs(a.z[crop] - moved[crop])))
 
 
+class _Tracker:
+    """The state of one restart of the detector: reference, score history, last cut.
+
+    Positions count the frames this tracker was fed (not source indices, which may skip).
+    """
+
+    def __init__(self, params: SceneCutParams) -> None:
+        self.params = params
+        self.ref: _Thumb | None = None
+        # Position of the reference; -1 (just before the first frame) while there has been
+        # none, so a blank stretch at the start counts towards ``max_gap`` like any other.
+        self.ref_pos = -1
+        self.history: deque[float] = deque(maxlen=params.window)
+        self.count = 0
+        self.last_cut_pos = 0
+
+    def decide(self, cur: _Thumb, ahead: Iterable[_Thumb]) -> bool:
+        """Does ``cur`` start a shot? ``ahead``: the next ``lookahead`` frames."""
+        p = self.params
+        pos = self.count
+        self.count += 1
+        if pos == 0:
+            if cur.informative:
+                self.ref, self.ref_pos = cur, pos
+            return True
+        if not cur.informative:
+            # Blank frame: keep the reference so the next visible frame is compared with the
+            # last thing the audience saw (fade to black and back into the same shot = no cut).
+            return False
+        long_gap = pos - self.ref_pos - 1 > p.max_gap  # frames since the reference
+        if long_gap:
+            # The reference has expired (a long blank stretch, or a long run of rejected
+            # flashes): nothing links this frame to the old shot any more, and the old shot's
+            # motion says nothing about the new one's.
+            self.ref = None
+            self.history.clear()
+        ref = self.ref
+        if ref is None:
+            # Nothing to compare with: a new shot after a long blank stretch; after a short
+            # blank leader the shot that started on the stream's first frame goes on.
+            self.ref, self.ref_pos = cur, pos
+            return long_gap and self._cut(pos, cur.index)
+        score = _distance(cur, ref)
+        baseline = max(float(np.mean(self.history)) if self.history else 0.0, BASELINE_FLOOR)
+        cut_level = max(p.threshold, p.adaptive_ratio * baseline)
+        gap = pos - self.ref_pos > 1
+        if gap:
+            cut_level = max(cut_level, GAP_THRESHOLD)
+        if score < cut_level or _shifted_distance(cur, ref) < min(
+            cut_level, SHIFT_EXPLAINS * score
+        ):
+            # Below the level, or a big change explained by a global shift (a pan, a jolt, gate
+            # weave). The raw score goes into the history either way, so sustained motion
+            # raises the adaptive baseline; a score across a gap says nothing about motion.
+            if not gap:
+                self.history.append(score)
+            self.ref, self.ref_pos = cur, pos
+            return False
+        for nxt in ahead:
+            if nxt.informative and _distance(nxt, ref) < max(cut_level, FLASH_RETURN * score):
+                logger.debug(
+                    "scene cut: frame %d rejected as a flash (score %.3f)", cur.index, score
+                )
+                return False  # the reference stays: frames after the flash compare with it
+        self.ref, self.ref_pos = cur, pos
+        if self._cut(pos, cur.index):
+            logger.debug(
+                "scene cut at frame %d (score %.3f, level %.3f)", cur.index, score, cut_level
+            )
+            return True
+        return False
+
+    def _cut(self, pos: int, index: int) -> bool:
+        if pos - self.last_cut_pos < self.params.min_scene_len:
+            logger.debug("scene cut: frame %d too close to the previous cut", index)
+            return False
+        self.last_cut_pos = pos
+        return True
+
+
 class SceneCutDetector:
     """Streaming hard-cut detector for black-and-white film.
 
@@ -198,6 +342,10 @@ class SceneCutDetector:
     frames later (the delay that lets a one- or two-frame flash be told from a cut), and
     :meth:`flush` decides the last ones at end of stream. :meth:`__call__` / :meth:`annotate`
     wrap this as a pipeline stage. The first frame always starts a shot.
+
+    Frame indices place frames on the restart grid (see "Bounded memory" in the module
+    docstring): pass each frame's index in the film, consecutive, so that a stream that starts
+    mid-film decides like the whole film after :func:`warmup_start`.
 
     Args:
         params: detector settings (defaults: :class:`SceneCutParams`).
@@ -212,22 +360,24 @@ class SceneCutDetector:
         """How many frames a decision lags behind the newest frame fed in."""
         return self.params.lookahead
 
+    @property
+    def memory(self) -> int:
+        """Frames after which a stream's decisions no longer depend on where it started."""
+        return self.params.memory
+
     def reset(self) -> None:
         """Forget all state; the next frame starts a shot."""
         self._pending: deque[_Thumb] = deque()
-        self._ref: _Thumb | None = None
-        self._history: deque[float] = deque(maxlen=self.params.window)
-        self._seen_first = False
-        # Positions count the frames fed in (not source indices, which may skip).
-        self._count = 0
-        self._ref_pos = 0
-        self._last_cut_pos = 0
+        # [deciding the current segment, warming up for the next one]
+        self._trackers: list[_Tracker] = []
+        self._segment: int | None = None
 
     def process_frame(self, index: int, luma: np.ndarray) -> list[int]:
         """Feed the next frame.
 
         Args:
-            index: the frame's index (returned as-is in the result; must be unique).
+            index: the frame's index in the film (returned as-is in the result; must be unique
+                and, for the bounded-memory guarantee, consecutive).
             luma: luminance, shape ``(H, W)``, in [0, 1] (any dtype convertible to float32).
 
         Returns:
@@ -255,52 +405,18 @@ class SceneCutDetector:
         return cuts
 
     def _decide_oldest(self) -> list[int]:
-        p = self.params
         cur = self._pending.popleft()
-        pos = self._count
-        self._count += 1
-        if not self._seen_first:
-            self._seen_first = True
-            self._last_cut_pos = self._ref_pos = pos
-            self._ref = cur if cur.informative else None
-            return [cur.index]
-        if not cur.informative:
-            # Blank frame: keep the reference so the next visible frame is compared with the
-            # last thing the audience saw (fade to black and back into the same shot = no cut).
-            return []
-        ref = self._ref
-        if ref is None:  # everything so far was blank: this shot's content starts here
-            self._ref, self._ref_pos = cur, pos
-            return []
-        score = _distance(cur, ref)
-        baseline = max(float(np.mean(self._history)) if self._history else 0.0, BASELINE_FLOOR)
-        cut_level = max(p.threshold, p.adaptive_ratio * baseline)
-        gap = pos - self._ref_pos > 1
-        if gap:
-            cut_level = max(cut_level, GAP_THRESHOLD)
-        if score < cut_level or _shifted_distance(cur, ref) < min(
-            cut_level, SHIFT_EXPLAINS * score
-        ):
-            # Below the level, or a big change explained by a global shift (a pan, a jolt, gate
-            # weave). The raw score goes into the history either way, so sustained motion
-            # raises the adaptive baseline; a score across a gap says nothing about motion.
-            if not gap:
-                self._history.append(score)
-            self._ref, self._ref_pos = cur, pos
-            return []
-        for nxt in self._pending:
-            if nxt.informative and _distance(nxt, ref) < max(cut_level, FLASH_RETURN * score):
-                logger.debug(
-                    "scene cut: frame %d rejected as a flash (score %.3f)", cur.index, score
-                )
-                return []  # the reference stays: frames after the flash compare with it
-        self._ref, self._ref_pos = cur, pos
-        if pos - self._last_cut_pos < p.min_scene_len:
-            logger.debug("scene cut: frame %d too close to the previous cut", cur.index)
-            return []
-        self._last_cut_pos = pos
-        logger.debug("scene cut at frame %d (score %.3f, level %.3f)", cur.index, score, cut_level)
-        return [cur.index]
+        segment = cur.index // self.params.segment
+        if self._segment is None:
+            # Stream start: both trackers start here (the first frame starts a shot).
+            self._trackers = [_Tracker(self.params), _Tracker(self.params)]
+        elif segment != self._segment:
+            # The tracker that warmed up over the last segment takes over; a fresh one starts
+            # warming up for the next. Only the grid decides when, never the footage.
+            self._trackers = [self._trackers[1], _Tracker(self.params)]
+        self._segment = segment
+        decided = [t.decide(cur, self._pending) for t in self._trackers]
+        return [cur.index] if decided[0] else []
 
     def annotate(self, frames: Iterable[Frame]) -> Iterator[Frame]:
         """Pipeline stage: set ``frame.scene_start`` on every frame and yield them in order.
