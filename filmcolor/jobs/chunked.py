@@ -22,15 +22,26 @@ nothing a frame's colour depends on is carried across chunks:
   initialised, which otherwise made two encodes of identical frames differ.
 
 A chunk is done only once its file has been renamed into place *and* the manifest says so;
-SIGKILL at any moment therefore loses at most the chunk in progress.
+SIGKILL at any moment therefore loses at most the chunk in progress. The join and the remux
+write temporaries named with the writer's pid (a killed run's FFmpeg must never share a file
+with the resumed run), and a run starts by deleting the temporaries killed runs left.
+
+What a job may delete. Only the files it makes (:func:`is_job_file`): a ``--job-dir`` that holds
+anything else and no manifest is refused before anything is written, the folder of the source or
+the output is refused, and the folder itself is removed only when nothing else is left in it
+(:func:`check_job_dir`, :func:`remove_job_files`). After success the job's files go (unless
+``--keep-chunks``); after an error a rerun would meet again (decode, model, encode, remux) they
+go too if no chunk was finished, and are kept otherwise, the error line saying how to resume.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import itertools
 import logging
 import os
+import re
 import shutil
 import signal
 import time
@@ -41,7 +52,14 @@ from typing import TYPE_CHECKING
 
 from filmcolor._progress import Progress, logging_redirect
 from filmcolor.config import RunConfig
-from filmcolor.errors import EncodeError, JobInterrupted, JobStateError, OutputError
+from filmcolor.errors import (
+    EncodeError,
+    FilmcolorError,
+    JobInterrupted,
+    JobStateError,
+    OutputError,
+    RemuxError,
+)
 from filmcolor.frames import Frame
 
 if TYPE_CHECKING:
@@ -73,6 +91,38 @@ DISK_MARGIN: int = 16 << 20
 DISK_FACTOR: float = 1.5
 """Safety factor on the estimated size of the next chunk (scenes differ in bitrate)."""
 
+LOSSY_BITS_PER_PIXEL: float = 1.0
+"""Bits per pixel assumed for a lossy chunk at CRF 18 before any chunk has been measured; each
+6 CRF steps halve or double it (x264's scale). Meant as an upper bound (x264 at CRF 18 usually
+needs a fraction of a bit per pixel), so the first disk check errs on the safe side."""
+
+LOSSLESS_CODECS: frozenset[str] = frozenset(
+    {"ffv1", "ffvhuff", "huffyuv", "utvideo", "rawvideo", "png", "qtrle"}
+)
+"""Encoders whose size is bounded by the raw frame size, not by a quality setting."""
+
+CRF_CODECS: frozenset[str] = frozenset(
+    {"libx264", "libx265", "libsvtav1", "libvpx-vp9", "libaom-av1", "libvvenc"}
+)
+"""Encoders that take ``--crf`` (the others get :data:`OTHER_BITS_PER_PIXEL`)."""
+
+OTHER_BITS_PER_PIXEL: float = 4.0
+"""Bits per pixel assumed for an encoder with neither CRF nor lossless coding (e.g. mpeg4)."""
+
+FINAL_TMP_TAG: str = "filmcolor-join"
+"""``.film.filmcolor-join-<pid>.mp4``: the final output while FFmpeg remuxes it, beside it."""
+
+_JOB_FILE = re.compile(
+    r"^(?:manifest\.json(?:\.tmp)?|lock|chunk_\d{4,}\.mp4(?:\.tmp)?|joined(?:-\d+)?\.mp4\.tmp)$"
+)
+"""Names of the files a job creates in its directory (chunks: :data:`CHUNK_SUFFIX`); nothing
+else there is ever deleted."""
+
+_JOB_TEMP = re.compile(
+    r"^(?:manifest\.json\.tmp|chunk_\d{4,}\.mp4\.tmp|joined(?:-\d+)?\.mp4\.tmp)$"
+)
+"""The job's temporary files: a process killed while writing one leaves it behind."""
+
 KILL_ENV: str = "FILMCOLOR_KILL_AT"
 """Test hook: ``planning:N``, ``chunk:N``, ``done:N`` or ``join:N`` makes the process SIGKILL
 itself at that point (planning frame N, N-th frame encoded by this process, after chunk N is
@@ -94,12 +144,19 @@ def default_job_dir(out: Path) -> Path:
     return out.with_name(out.name + JOB_DIR_SUFFIX)
 
 
-def job_settings(cfg: RunConfig) -> dict:
+def job_settings(cfg: RunConfig, colorizer=None) -> dict:
     """Settings a resumed job must share with its start to give the same pixels.
 
     ``RunConfig.pixel_settings()`` plus the resolved model name, the sha256 of its weights file,
-    the batch size (batches shift a/b by a few ulp on the CPU) and the chunk size (chunks start
-    new GOPs, so the encoded frames depend on the plan).
+    the batch size (batches shift a/b by a few ulp on the CPU), the chunk size (chunks start
+    new GOPs, so the encoded frames depend on the plan), and the device type the model runs on
+    with its precision: CUDA runs in float16 and the CPU in float32, so the same frame gets
+    slightly different colours, and a job resumed elsewhere would change at a chunk seam.
+
+    Args:
+        cfg: the run's settings.
+        colorizer: the built :class:`~filmcolor.infer.colorize.Colorizer` (its resolved
+            ``device`` and ``half``); ``None`` resolves ``cfg.device`` here.
     """
     from filmcolor.models.registry import DEFAULT_MODEL, get_model_cfg
     from filmcolor.models.weights import find_weights, sha256sum
@@ -116,6 +173,17 @@ def job_settings(cfg: RunConfig) -> dict:
     settings["weights_sha256"] = sha256sum(weights) if weights is not None else None
     settings["batch_size"] = cfg.batch_size
     settings["chunk_frames"] = cfg.chunk_frames
+    if colorizer is not None:
+        device, half = colorizer.device.type, colorizer.half
+    else:
+        from filmcolor.infer.device import resolve_device
+
+        device = resolve_device(cfg.device).type
+        half = device == "cuda"  # Colorizer's default
+    # The type only ("cuda", not "cuda:1"): an index names a slot, not a kind of chip. Two GPU
+    # models may still differ in the last bits of float16; that is not detected.
+    settings["device"] = device
+    settings["dtype"] = "float16" if half else "float32"
     return settings
 
 
@@ -301,12 +369,59 @@ def check_disk(folder: Path, need: int, what: str) -> None:
         )
 
 
-def _chunk_estimate(manifest: JobManifest, chunk: Chunk) -> int:
+def bits_per_pixel_bound(codec: str, crf: int | None, bit_depth: int = 8) -> float:
+    """A generous bound on the bits per pixel of a chunk, before any chunk has been measured.
+
+    Lossless codecs (and x264/x265 at CRF 0) are bounded by raw 4:4:4 at the source's bit depth;
+    CRF codecs get :data:`LOSSY_BITS_PER_PIXEL` at CRF 18, doubled every 6 steps down.
+    """
+    raw = 3.0 * bit_depth
+    if codec in LOSSLESS_CODECS or (crf == 0 and codec in ("libx264", "libx265")):
+        return raw
+    if codec in CRF_CODECS and crf is not None:
+        return min(raw, LOSSY_BITS_PER_PIXEL * 2.0 ** ((18 - crf) / 6))
+    return min(raw, OTHER_BITS_PER_PIXEL)
+
+
+def chunk_estimate(manifest: JobManifest, chunk: Chunk, info, cfg: RunConfig) -> int:
+    """Bytes the chunk's file will probably take, for the free-space check before it.
+
+    From the measured size of the chunks already done (times :data:`DISK_FACTOR`, as scenes
+    differ in bitrate); before the first one, from the frame size and
+    :func:`bits_per_pixel_bound`, so even the first chunk is checked against a real figure.
+    """
     done = [c for c in manifest.chunks if c.done and c.bytes]
-    if not done:
-        return 0  # nothing measured yet: only the margin is checked
-    per_frame = sum(c.bytes for c in done) / sum(c.frames for c in done)
-    return int(per_frame * chunk.frames * DISK_FACTOR)
+    if done:
+        per_frame = sum(c.bytes for c in done) / sum(c.frames for c in done)
+        return int(per_frame * chunk.frames * DISK_FACTOR)
+    bpp = bits_per_pixel_bound(cfg.codec, cfg.crf, getattr(info, "bit_depth", 8) or 8)
+    return int(info.width * info.height * chunk.frames * bpp / 8)
+
+
+def _is_disk_full(exc: BaseException) -> bool:
+    """Whether ``exc`` (or an error it was raised from) means the disk or the quota is full.
+
+    The encoder and the join wrap PyAV's ``OSError`` in :class:`EncodeError` (``from exc``), and
+    FFmpeg's remux reports it in its stderr, so the whole chain is searched.
+    """
+    seen: set[int] = set()
+    e: BaseException | None = exc
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if isinstance(e, RemuxError) and "No space left on device" in (e.stderr or str(e)):
+            return True
+        e = e.__cause__ or e.__context__
+    return False
+
+
+def disk_full_error(what: str, folder: Path) -> OutputError:
+    """The one line for a write that filled the disk (the job stays resumable)."""
+    return OutputError(
+        f"disk full: writing {what} in {folder} failed (no space left on the device); free "
+        "some space and run the same command again (finished chunks are kept)"
+    )
 
 
 class _Rebase:
@@ -375,7 +490,12 @@ def _run_chunk(
             os.fsync(f.fileno())
         os.replace(tmp, final)
         fsync_dir(job_dir)
+    except Exception as exc:
+        if _is_disk_full(exc):
+            raise disk_full_error(f"chunk {chunk.index}", job_dir) from exc
+        raise
     finally:
+        # Never leave a partial chunk: it is redone from its first frame on resume anyway.
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
     # Renamed first, marked done second: a kill in between only redoes this chunk.
@@ -470,16 +590,31 @@ def _finish(manifest: JobManifest, src: Path, out: Path, info, job_dir: Path) ->
             f"chunk file {missing[0]} of the job in {job_dir} is missing; run again with --restart"
         )
     total_bytes = sum(c.bytes for c in chunks)
-    check_disk(job_dir, total_bytes, "joining the chunks")
-    check_disk(out.parent, total_bytes, "the final output")
-    joined = job_dir / f"joined{CHUNK_SUFFIX}.tmp"
-    # A fixed name (not a pid): the job lock makes it unique, and a resume after a kill during
-    # the join overwrites what the killed process left.
-    final_tmp = out.with_name(f".{out.stem}.filmcolor-join{out.suffix}")
+    if _same_device(job_dir, out.parent):
+        # The joined file and the final output exist side by side until the rename.
+        check_disk(job_dir, 2 * total_bytes, "joining the chunks and the final output")
+    else:
+        check_disk(job_dir, total_bytes, "joining the chunks")
+        check_disk(out.parent, total_bytes, "the final output")
+    # Names unique to this process: after a SIGKILL during the remux, FFmpeg may still be
+    # writing the killed run's temporary (where the kernel cannot stop it, see
+    # run_remux); a resumed run must never share that file. _remove_stale_temps deletes it.
+    joined = job_dir / f"joined-{os.getpid()}{CHUNK_SUFFIX}.tmp"
+    final_tmp = final_temp_path(out)
     try:
         tb = Fraction(info.time_base) if info.time_base else Fraction(1, 25)
-        join_chunks(paths, [(c.first_pts or 0) * tb for c in chunks], joined)
-        run_remux(build_remux_args(joined, src, final_tmp, info, ffmpeg=ffmpeg_exe()))
+        try:
+            join_chunks(paths, [(c.first_pts or 0) * tb for c in chunks], joined)
+        except Exception as exc:
+            if _is_disk_full(exc):
+                raise disk_full_error("the joined chunks", job_dir) from exc
+            raise
+        try:
+            run_remux(build_remux_args(joined, src, final_tmp, info, ffmpeg=ffmpeg_exe()))
+        except Exception as exc:
+            if _is_disk_full(exc):
+                raise disk_full_error("the final output", out.parent) from exc
+            raise
         first, last = chunks[0], chunks[-1]
         duration = None
         if first.first_pts is not None and last.first_pts is not None and last.duration is not None:
@@ -490,6 +625,112 @@ def _finish(manifest: JobManifest, src: Path, out: Path, info, job_dir: Path) ->
         for p in (joined, final_tmp):
             with contextlib.suppress(FileNotFoundError):
                 p.unlink()
+
+
+def final_temp_path(out: Path, pid: int | None = None) -> Path:
+    """``.film.filmcolor-join-<pid>.mp4``: where the remux writes before the rename to ``out``.
+
+    Hidden, beside ``out`` (same file system, so the rename is atomic), with ``out``'s suffix so
+    FFmpeg picks the same container.
+    """
+    return out.with_name(f".{out.stem}.{FINAL_TMP_TAG}-{pid or os.getpid()}{out.suffix}")
+
+
+def _same_device(a: Path, b: Path) -> bool:
+    try:
+        return a.stat().st_dev == b.stat().st_dev
+    except OSError:
+        return False
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True
+
+
+def _remove_stale_temps(job_dir: Path, out: Path) -> None:
+    """Delete what killed runs of this job left: partial chunks, joins, remuxed outputs.
+
+    Called under the job lock, so no live process of this job owns a file in the job directory.
+    A remux temporary beside the output carries its writer's pid: it is removed only when that
+    process is gone (another job could be writing the same output name; it is then left alone).
+    """
+    for p in job_dir.iterdir():
+        if _JOB_TEMP.match(p.name):
+            with contextlib.suppress(FileNotFoundError):
+                p.unlink()
+    # The name an older filmcolor used (fixed, no pid) and the per-process names.
+    pattern = re.compile(
+        rf"^\.{re.escape(out.stem)}\.{FINAL_TMP_TAG}(?:-(\d+))?{re.escape(out.suffix)}$"
+    )
+    with contextlib.suppress(OSError):
+        for p in out.parent.iterdir():
+            m = pattern.match(p.name)
+            if m and (m.group(1) is None or not _pid_alive(int(m.group(1)))):
+                logger.debug("removing %s, left by a stopped run", p)
+                with contextlib.suppress(FileNotFoundError):
+                    p.unlink()
+
+
+def is_job_file(name: str) -> bool:
+    """Whether a file of this name in a job directory is one the job made (and may delete)."""
+    return bool(_JOB_FILE.match(name))
+
+
+def check_job_dir(job_dir: Path, src: Path, out: Path) -> None:
+    """Refuse a job directory whose files a job could delete or mix with its own.
+
+    A job directory holds only the job's own files, and the job deletes them when it is done. So
+    the folder of the source or of the output is refused, and so is an existing folder that
+    holds anything else but no job manifest (a mistyped ``--job-dir`` must never cost the user a
+    file). A folder with a manifest is a job: other files the user put there are kept.
+
+    Raises:
+        JobStateError: one line naming the folder and what to do.
+    """
+    if job_dir.exists() and not job_dir.is_dir():
+        raise JobStateError(
+            f"the job directory {job_dir} is a file; give --job-dir a new or empty folder"
+        )
+    resolved = job_dir.resolve()
+    for what, path in (("source", src), ("output", out)):
+        if resolved == path.resolve().parent:
+            raise JobStateError(
+                f"the job directory {job_dir} is the folder of the {what}; give --job-dir a "
+                "new or empty folder of its own (the job deletes its files when done)"
+            )
+    if not job_dir.is_dir() or (job_dir / MANIFEST_NAME).is_file():
+        return
+    foreign = sorted(p.name for p in job_dir.iterdir() if not is_job_file(p.name))
+    if foreign:
+        raise JobStateError(
+            f"{job_dir} is not a filmcolor job directory (it holds {foreign[0]!r} and no "
+            f"{MANIFEST_NAME}); give --job-dir a new or empty folder"
+        )
+
+
+def remove_job_files(job_dir: Path, keep_lock: bool = False) -> None:
+    """Delete the files the job made (:func:`is_job_file`), and nothing else.
+
+    The folder itself is left to the caller, which removes it only if it is then empty.
+    """
+    with contextlib.suppress(FileNotFoundError):
+        for p in job_dir.iterdir():
+            if not is_job_file(p.name) or (keep_lock and p.name == LOCK_NAME):
+                continue
+            if p.is_symlink() or p.is_file():
+                with contextlib.suppress(FileNotFoundError):
+                    p.unlink()
+
+
+def _remove_dir_if_empty(job_dir: Path) -> None:
+    with contextlib.suppress(OSError):  # not empty (a file of the user's), or already gone
+        job_dir.rmdir()
 
 
 # -- the job ----------------------------------------------------------------------------------
@@ -521,27 +762,43 @@ def _open_manifest(
             change = manifest.mismatch(source, settings)
             if change is None:
                 return manifest
+            hint = ""
+            old_device = manifest.settings.get("device")
+            if old_device and old_device != settings.get("device"):
+                hint = f" (or run the same command with --device {old_device} to finish it there)"
             raise JobStateError(
-                f"{change}: use --restart to start the job in {job_dir} over"
+                f"{change}: use --restart to start the job in {job_dir} over{hint}"
             )
-        _clear(job_dir)
+        # --restart: only the job's own files go (the lock stays: this process holds it).
+        remove_job_files(job_dir, keep_lock=True)
     manifest = JobManifest(source=source, settings=settings, config=config)
     manifest.save(job_dir)
     return manifest
 
 
-def _clear(job_dir: Path) -> None:
-    """Remove a job's files (keeps the folder and its lock)."""
-    for p in job_dir.iterdir():
-        if p.name != LOCK_NAME and p.is_file():
-            p.unlink()
+def _kept_note(exc: FilmcolorError, manifest: JobManifest, job_dir: Path) -> None:
+    """Append to a failure's one line that the job was kept and how to go on with it."""
+    done = f"{manifest.chunks_done}/{len(manifest.chunks)}"
+    note = (
+        f"the job in {job_dir} was kept ({done} chunks done): once the cause is fixed, "
+        f"resume with: filmcolor resume {job_dir}"
+    )
+    exc.args = (f"{exc}; {note}", *exc.args[1:])
 
 
 def run_job(cfg: RunConfig, src: Path, out: Path, info) -> RunSummary:
     """Colour a video as a resumable job (see the module docstring).
 
+    The job directory is refused unless it is new, empty, or a job's (:func:`check_job_dir`).
+    After success the job's own files are deleted (unless ``cfg.keep_chunks``), and the folder
+    too if nothing else is left in it. A failure that a rerun cannot get past by itself (a
+    decode, model, encode or remux error) deletes them as well when no chunk was finished, so
+    nothing is left behind; with finished chunks the job is kept and the error line says so.
+    Interruptions and a full disk always keep the job.
+
     Raises:
-        JobStateError: the job directory is locked, or holds a job with other settings/source.
+        JobStateError: the job directory is refused or locked, or holds a job with other
+            settings/source.
         JobInterrupted: Ctrl-C or SIGTERM; the job can be resumed.
         OutputError: the disk is too full for the next step.
         FilmcolorError: any decode, model, encode or remux problem.
@@ -549,42 +806,78 @@ def run_job(cfg: RunConfig, src: Path, out: Path, info) -> RunSummary:
     from filmcolor.pipeline import RunSummary, build_colorizer
 
     job_dir = Path(cfg.job_dir) if cfg.job_dir else default_job_dir(out)
+    check_job_dir(job_dir, src, out)  # before anything is written
     colorizer = build_colorizer(cfg)  # bad model or weights fail before anything is written
-    settings = job_settings(cfg)
+    settings = job_settings(cfg, colorizer)
     source = source_identity(src)
     if not job_dir.parent.is_dir():
         raise OutputError(f"the folder of the job directory does not exist: {job_dir.parent}")
-    job_dir.mkdir(exist_ok=True)
+    # The folder goes when the job is over only if a job made it (this run or an earlier one):
+    # an empty folder the user made for --job-dir stays.
+    own_dir = not job_dir.exists() or (job_dir / MANIFEST_NAME).is_file()
+    try:
+        job_dir.mkdir(exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot create the job directory {job_dir}: {exc.strerror}") from exc
     t0 = time.perf_counter()
     done_here = 0
-    with job_lock(job_dir):
-        try:
-            with _sigterm_as_interrupt(), repeatable_heap():
-                manifest = _open_manifest(
-                    job_dir, cfg, source, settings, stored_config(cfg, src, out, job_dir)
-                )
-                if not manifest.planned:
-                    _plan(manifest, src, cfg, colorizer, job_dir)
-                todo = [c for c in manifest.chunks if not c.done]
-                progress = Progress(sum(c.frames for c in todo), enabled=not cfg.quiet)
-                counter = _Counter()
-                try:
-                    with logging_redirect(not cfg.quiet):
-                        for chunk in todo:
-                            need = _chunk_estimate(manifest, chunk)
-                            check_disk(job_dir, need, f"chunk {chunk.index}")
-                            _run_chunk(
-                                manifest, chunk, src, info, cfg, colorizer, job_dir, progress,
-                                counter,
-                            )
-                finally:
-                    progress.close()
-                done_here = progress.count
-                _finish(manifest, src, out, info, job_dir)
-        except KeyboardInterrupt:
-            raise JobInterrupted(str(job_dir)) from None
-    if not cfg.keep_chunks:
-        shutil.rmtree(job_dir, ignore_errors=True)
+    removed = False
+    manifest: JobManifest | None = None
+    try:
+        with job_lock(job_dir):
+            try:
+                with _sigterm_as_interrupt(), repeatable_heap():
+                    manifest = _open_manifest(
+                        job_dir, cfg, source, settings, stored_config(cfg, src, out, job_dir)
+                    )
+                    _remove_stale_temps(job_dir, out)
+                    if not manifest.planned:
+                        _plan(manifest, src, cfg, colorizer, job_dir)
+                    todo = [c for c in manifest.chunks if not c.done]
+                    progress = Progress(sum(c.frames for c in todo), enabled=not cfg.quiet)
+                    counter = _Counter()
+                    try:
+                        with logging_redirect(not cfg.quiet):
+                            for chunk in todo:
+                                need = chunk_estimate(manifest, chunk, info, cfg)
+                                check_disk(job_dir, need, f"chunk {chunk.index}")
+                                _run_chunk(
+                                    manifest, chunk, src, info, cfg, colorizer, job_dir,
+                                    progress, counter,
+                                )
+                    finally:
+                        progress.close()
+                    done_here = progress.count
+                    _finish(manifest, src, out, info, job_dir)
+                if not cfg.keep_chunks:
+                    # Under the lock, so no other process can be starting this job meanwhile.
+                    remove_job_files(job_dir)
+                    removed = True
+            except KeyboardInterrupt:
+                raise JobInterrupted(str(job_dir)) from None
+            except Exception as exc:
+                if manifest is None:
+                    raise  # refused before the job was this run's (settings changed...)
+                if _is_disk_full(exc) and not isinstance(exc, OutputError):
+                    # E.g. the manifest's own write: the old manifest is still in force.
+                    raise disk_full_error("the job's manifest", job_dir) from exc
+                if isinstance(exc, OutputError):
+                    raise  # low or full disk: the user frees space and runs it again
+                if manifest.chunks_done == 0:
+                    # Nothing worth resuming (the planning pass is quick to redo): leave no
+                    # half-made job behind for an error that a rerun would meet again.
+                    remove_job_files(job_dir)
+                    removed = True
+                elif (
+                    isinstance(exc, FilmcolorError)
+                    and not isinstance(exc, JobStateError)
+                    and "--restart" not in str(exc)  # resuming would not help: no note
+                ):
+                    _kept_note(exc, manifest, job_dir)
+                raise
+    finally:
+        if removed and own_dir:
+            _remove_dir_if_empty(job_dir)
     return RunSummary(out, done_here, time.perf_counter() - t0)
 
 

@@ -1,7 +1,8 @@
 """The job manifest: what a resumable job is, how far it got, and the lock that guards it (#4).
 
 A job directory holds ``manifest.json`` (this module), a ``lock`` file, and the chunk files
-(``chunk_0007.mp4`` once complete, ``chunk_0007.mp4.tmp`` while being written). The manifest is
+(``chunk_0007.mp4`` once complete, ``chunk_0007.mp4.tmp`` while being written), plus
+``joined-<pid>.mp4.tmp`` during the join; a job deletes nothing else there. The manifest is
 the single source of truth for resuming: a chunk counts as done only once its file has been
 renamed into place *and* the manifest saying so has been written, so a crash between the two
 just redoes that chunk.
@@ -52,11 +53,18 @@ def source_identity(path: StrPath) -> dict:
     return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256_head_tail": h.hexdigest()}
 
 
+NOT_RECORDED: object = object()
+"""Stands for a setting the manifest has no entry for (a job started by an older filmcolor,
+before that setting was recorded, e.g. ``device`` and ``dtype``)."""
+
+
 def describe_change(field_name: str, old: object, new: object) -> str:
     """``"smoothing 0.5 -> 1.0"``: one changed item, for the one-line refusal (``None``, an
-    unset option, reads as ``default``)."""
+    unset option, reads as ``default``; :data:`NOT_RECORDED` as ``not recorded``)."""
 
     def show(v: object) -> str:
+        if v is NOT_RECORDED:
+            return "not recorded"
         return "default" if v is None else repr(v)
 
     return f"{field_name} {show(old)} -> {show(new)}"
@@ -157,14 +165,22 @@ class JobManifest:
             if self.source.get(key) != source.get(key):
                 what = "size" if key == "size" else "content"
                 return f"the source file changed ({what}) since the job started"
+        keys = sorted(set(self.settings) | set(settings))
         changes = [
-            describe_change(k, self.settings.get(k), settings.get(k))
-            for k in sorted(set(self.settings) | set(settings))
-            if self.settings.get(k) != settings.get(k)
+            describe_change(
+                k, self.settings.get(k, NOT_RECORDED), settings.get(k, NOT_RECORDED)
+            )
+            for k in keys
+            if self.settings.get(k, NOT_RECORDED) != settings.get(k, NOT_RECORDED)
         ]
-        if changes:
-            return "settings changed since the job started: " + ", ".join(changes)
-        return None
+        if not changes:
+            return None
+        line = "settings changed since the job started: " + ", ".join(changes)
+        if any(k not in self.settings for k in settings):
+            # An older filmcolor did not record every setting (the device and precision came
+            # later): the job's pixels cannot be proven to match, so it is refused, but say why.
+            line += " (the job was started by an older filmcolor)"
+        return line
 
     # -- persistence ---------------------------------------------------------------------------
     def to_json(self) -> str:
@@ -181,11 +197,18 @@ class JobManifest:
         folder = Path(job_dir)
         final = folder / MANIFEST_NAME
         tmp = folder / (MANIFEST_NAME + ".tmp")
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(self.to_json())
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, final)
+        try:
+            with open(tmp, "w", encoding="utf-8") as f:
+                f.write(self.to_json())
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, final)
+        except BaseException:
+            # A full disk fails the write or the fsync: the old manifest stays in force, and no
+            # torn temporary is left behind.
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise
         fsync_dir(folder)
 
     @classmethod
