@@ -254,6 +254,32 @@ def _summarise(stderr: str, out_name: str, exe: str) -> str:
     return f"FFmpeg failed to write '{out_name}': {detail}"
 
 
+def _die_with_parent():  # -> Callable[[], None] | None
+    """A ``preexec_fn`` that has Linux SIGKILL FFmpeg when filmcolor dies; ``None`` elsewhere.
+
+    A job killed during the remux must not leave FFmpeg writing its temporary file (#4).
+    """
+    import ctypes
+    import os
+    import signal
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl  # resolved before the fork
+    except (OSError, AttributeError):
+        return None
+    parent = os.getpid()
+
+    def hook() -> None:
+        prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+        if os.getppid() != parent:  # filmcolor died before the call took effect
+            os._exit(1)
+
+    return hook
+
+
 def run_remux(args: list[str]) -> None:
     """Run a command from :func:`build_remux_args` (no shell), raising on failure.
 
@@ -270,6 +296,7 @@ def run_remux(args: list[str]) -> None:
             text=True,
             errors="replace",
             check=False,
+            preexec_fn=_die_with_parent(),
         )
     except FileNotFoundError as exc:
         raise RemuxError(
