@@ -129,3 +129,48 @@ def test_vividness_out_of_range_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="--vividness must be in 0..4"):
         RunConfig(input="x.mp4", vividness=5.0)
     assert RunConfig(input="x.mp4", vividness=1.5).pixel_settings()["vividness"] == 1.5
+
+
+def _frames(n: int, shape=(48, 64)):
+    import numpy as np
+
+    from filmcolor.frames import Frame
+
+    rng = np.random.default_rng(0)
+    return [Frame(index=i, pts=i, time_base=None, luma=rng.random(shape, dtype=np.float32))
+            for i in range(n)]
+
+
+def test_out_of_memory_halves_the_batch_and_colours_every_frame(caplog) -> None:
+    """An out-of-memory error on a batch retries the same frames in halves (never an uncoloured
+    frame); later batches use the smaller size; one frame that does not fit is a clear error."""
+    import numpy as np
+
+    from filmcolor.infer.colorize import Colorizer, OutOfMemoryError
+
+    col = Colorizer(create_model("tiny"), "cpu", 8, 64)
+    reference = {fr.index: fr.ab.copy() for fr in col(iter(_frames(20)))}
+    real = col.model.predict_ab
+    seen: list[int] = []
+
+    def limited(x, limit=2):
+        seen.append(x.shape[0])
+        if x.shape[0] > limit:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real(x)
+
+    col.model.predict_ab = limited
+    out = list(col(iter(_frames(20))))
+    assert [fr.index for fr in out] == list(range(20))
+    for fr in out:
+        assert fr.ab is not None and np.allclose(fr.ab, reference[fr.index], atol=1e-4)
+    assert col.batch_size == 2 and seen[:3] == [8, 4, 2]
+    assert "batch size lowered to 2" in caplog.text
+    # An allocator that reports it as a RuntimeError (MPS) is handled alike.
+    col.model.predict_ab = lambda x: (_ for _ in ()).throw(RuntimeError("MPS backend out of memory"))
+    with pytest.raises(OutOfMemoryError, match="even for one frame"):
+        col.colorize_batch(_frames(1))
+    # Any other error is not mistaken for memory.
+    col.model.predict_ab = lambda x: (_ for _ in ()).throw(RuntimeError("shape mismatch"))
+    with pytest.raises(RuntimeError, match="shape mismatch"):
+        col.colorize_batch(_frames(2))

@@ -119,58 +119,94 @@ class Colorizer:
     def _prepare(self, frames: list[Frame], geo: RenderGeometry) -> torch.Tensor:
         rh, rw = geo.size
         ph, pw = geo.padded
+        # Each model is fed as it was trained: filmcolor's own models with OpenCV's area
+        # average, third-party ones with their published filter (ModelCfg.extra["resize_filter"]).
+        resize_filter = self.cfg.extra.get("resize_filter", "area")
         arr = np.empty((len(frames), 1, ph, pw), dtype=np.float32)
         for i, fr in enumerate(frames):
-            small = cv2.resize(fr.luma, (rw, rh), interpolation=cv2.INTER_AREA)
+            small = resize_luma(fr.luma, (rh, rw), resize_filter)
             # Reflect-pad to the stride instead of stretching, so the aspect ratio stays true.
             arr[i, 0] = np.pad(small, ((0, ph - rh), (0, pw - rw)), mode="reflect" if
                                (ph - rh < rh and pw - rw < rw) else "edge")
         t = torch.from_numpy(arr)
         return luma_to_lightness(t)
 
+    def _to_device(self, lightness: torch.Tensor) -> torch.Tensor:
+        if self.device.type == "cuda":
+            # Pinned staging lets the copy run asynchronously, queued ahead of the kernels.
+            x = lightness.pin_memory().to(self.device, non_blocking=True)
+        else:
+            x = lightness.to(self.device)
+        return x.half() if self.half else x
+
     @torch.inference_mode()
     def predict(self, lightness: torch.Tensor) -> torch.Tensor:
         """Run the model on lightness ``(N, 1, H, W)`` (CPU tensor) -> a/b ``(N, 2, h, w)`` float32 CPU.
 
-        On CUDA out-of-memory the batch is split in halves and retried.
+        On out-of-memory the batch is split in halves and retried, and later batches use the
+        smaller size.
 
         Raises:
             OutOfMemoryError: even a single frame does not fit.
         """
         try:
-            x = lightness
-            if self.device.type == "cuda":
-                x = x.pin_memory().to(self.device, non_blocking=True)
-            else:
-                x = x.to(self.device)
-            if self.half:
-                x = x.half()
-            ab = self.model.predict_ab(x).float().cpu()
-            return ab * self.chroma_scale if self.chroma_scale != 1.0 else ab
-        except torch.OutOfMemoryError as e:
-            if self.device.type == "cuda":
-                torch.cuda.empty_cache()
-            n = lightness.shape[0]
-            if n == 1:
-                raise OutOfMemoryError(
-                    f"out of memory on {self.device} even for one frame at render size "
-                    f"{self.render_size}; lower --render-size or use --device cpu"
-                ) from e
-            self.batch_size = max(1, n // 2)
-            logger.warning("out of memory on %s: batch size lowered to %d", self.device, self.batch_size)
-            return torch.cat([self.predict(lightness[: n // 2]), self.predict(lightness[n // 2 :])])
+            ab = self.model.predict_ab(self._to_device(lightness)).float().cpu()
+        except (torch.OutOfMemoryError, RuntimeError) as e:
+            if not _is_out_of_memory(e):
+                raise
+            return self._split_after_oom(lightness, e)
+        return ab * self.chroma_scale if self.chroma_scale != 1.0 else ab
 
-    def colorize_batch(self, frames: list[Frame]) -> list[Frame]:
-        """Fill ``frame.ab`` for a list of frames of one size (cropped to the unpadded area)."""
+    def _split_after_oom(self, lightness: torch.Tensor, error: BaseException) -> torch.Tensor:
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+        n = lightness.shape[0]
+        if n == 1:
+            raise OutOfMemoryError(
+                f"out of memory on {self.device} even for one frame at render size "
+                f"{self.render_size}; lower --render-size or use --device cpu"
+            ) from error
+        self.batch_size = max(1, n // 2)
+        logger.warning("out of memory on %s: batch size lowered to %d", self.device, self.batch_size)
+        return torch.cat([self.predict(lightness[: n // 2]), self.predict(lightness[n // 2 :])])
+
+    @torch.inference_mode()
+    def _launch(self, frames: list[Frame]) -> _Batch:
+        """Start a batch. On CUDA the work is only queued (copy in, model, copy out into pinned
+        memory) and an event marks its end, so the CPU can prepare the next batch and merge and
+        encode the previous one while the GPU computes; elsewhere it runs to completion."""
         geo = self.geometry(frames[0].shape)
-        ab = self.predict(self._prepare(frames, geo))
+        x = self._prepare(frames, geo)
+        if self.device.type != "cuda":
+            return _Batch(frames, geo, self.predict(x))
+        try:
+            ab = self.model.predict_ab(self._to_device(x)).float().to("cpu", non_blocking=True)
+        except (torch.OutOfMemoryError, RuntimeError) as e:
+            if not _is_out_of_memory(e):
+                raise
+            return _Batch(frames, geo, self._split_after_oom(x, e))  # synchronous from here
+        done = torch.cuda.Event()
+        done.record()
+        return _Batch(frames, geo, ab, done)
+
+    def _finish(self, batch: _Batch) -> list[Frame]:
+        """Wait for a launched batch and fill ``frame.ab`` (cropped to the unpadded area)."""
+        if batch.done is not None:
+            batch.done.synchronize()
+            if self.chroma_scale != 1.0:
+                batch.ab = batch.ab * self.chroma_scale
+        geo, ab = batch.geometry, batch.ab
         sh = ab.shape[-2] / geo.padded[0]
         sw = ab.shape[-1] / geo.padded[1]
         ch, cw = max(1, round(geo.size[0] * sh)), max(1, round(geo.size[1] * sw))
         ab = ab[..., :ch, :cw]
-        for fr, a in zip(frames, ab, strict=True):
+        for fr, a in zip(batch.frames, ab, strict=True):
             fr.ab = np.ascontiguousarray(a.numpy())
-        return frames
+        return batch.frames
+
+    def colorize_batch(self, frames: list[Frame]) -> list[Frame]:
+        """Fill ``frame.ab`` for a list of frames of one size (cropped to the unpadded area)."""
+        return self._finish(self._launch(frames))
 
     def __call__(self, frames: Iterator[Frame]) -> Iterator[Frame]:
         """Stage: pull up to ``batch_size`` frames, colourise them, yield them in order.
@@ -181,18 +217,74 @@ class Colorizer:
         of 8), so a chunk or a preview that starts mid-film must form exactly the batches of an
         uninterrupted run to give bit-identical output (#4). The chunk planner and the preview
         decode from a multiple of ``batch_size`` for the same reason.
+
+        One batch is kept in flight: batch *k+1* is launched before the frames of batch *k* are
+        handed on, so on a GPU the model works while the later stages (smoothing, merge, encode)
+        run on the CPU.
         """
+        pending: _Batch | None = None
         batch: list[Frame] = []
+
+        def launch(frames_: list[Frame]) -> Iterator[Frame]:
+            nonlocal pending
+            previous, pending = pending, self._launch(frames_)
+            if previous is not None:
+                yield from self._finish(previous)
+
         for fr in frames:
             if batch and (fr.shape != batch[0].shape or fr.index % self.batch_size == 0):
-                yield from self.colorize_batch(batch)
+                yield from launch(batch)
                 batch = []
             batch.append(fr)
             if len(batch) >= self.batch_size:
-                yield from self.colorize_batch(batch)
+                yield from launch(batch)
                 batch = []
         if batch:
-            yield from self.colorize_batch(batch)
+            yield from launch(batch)
+        if pending is not None:
+            yield from self._finish(pending)
+
+
+@dataclass
+class _Batch:
+    """A launched batch: its frames, geometry, a/b (on the host) and, on CUDA, its end event."""
+
+    frames: list[Frame]
+    geometry: RenderGeometry
+    ab: torch.Tensor
+    done: torch.cuda.Event | None = None
+
+
+def _is_out_of_memory(error: BaseException) -> bool:
+    """CUDA raises ``torch.OutOfMemoryError``; MPS and some allocators a ``RuntimeError``
+    whose message says so."""
+    return isinstance(error, torch.OutOfMemoryError) or "out of memory" in str(error).lower()
+
+
+RESIZE_FILTERS: tuple[str, ...] = ("area", "bilinear", "bicubic")
+"""Values of a model's ``cfg.extra["resize_filter"]`` (default ``area``)."""
+
+
+def resize_luma(luma: np.ndarray, size: tuple[int, int], resize_filter: str = "area") -> np.ndarray:
+    """Resize a luma plane ``(H, W)`` float32 in [0, 1] to ``size = (h, w)``.
+
+    ``area``: OpenCV's pixel-area average (filmcolor's own models were trained on it).
+    ``bilinear`` / ``bicubic``: Pillow's filters as DeOldify (``BILINEAR``) and Zhang et al.
+    (``BICUBIC``) publish them. Pillow widens the filter by the scale factor when it shrinks
+    (anti-aliasing) and uses a = -0.5 for bicubic; ``F.interpolate(antialias=True)`` is written
+    to match it. The result is clipped to [0, 1], as Pillow's 8-bit images are.
+
+    Raises:
+        ValueError: an unknown filter name.
+    """
+    h, w = size
+    if resize_filter == "area":
+        return cv2.resize(luma, (w, h), interpolation=cv2.INTER_AREA)
+    if resize_filter not in RESIZE_FILTERS:
+        raise ValueError(f"unknown resize filter {resize_filter!r}; one of {RESIZE_FILTERS}")
+    t = torch.from_numpy(np.ascontiguousarray(luma, dtype=np.float32))[None, None]
+    out = F.interpolate(t, size=(h, w), mode=resize_filter, align_corners=False, antialias=True)
+    return out[0, 0].clamp_(0.0, 1.0).numpy()
 
 
 def upsample_ab(ab: np.ndarray, size: tuple[int, int]) -> torch.Tensor:
