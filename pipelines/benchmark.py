@@ -4,9 +4,11 @@
     python pipelines/benchmark.py --quick         # 8 s clip, no 120 s RSS run
     python pipelines/benchmark.py --jobs          # also: previews and chunked-job overhead (#4)
 
-Prints: end-to-end fps of ``filmcolor`` (default model, default settings); the same clip
+Prints: end-to-end fps of ``filmcolor`` (default model, default settings, exactly the path of
+``filmcolor clip.mp4``: model load, planning pass, chunked job, remux, check); the same clip
 transcoded by ``ffmpeg -c:v libx264`` at the same preset/crf in the same run and the ratio of the
-two; the per-stage time split (decode / scene cuts / model / smoothing / merge / encode / remux);
+two; the per-stage time split of a single pass (decode / scene cuts / model / smoothing / merge /
+encode / remux; decode runs in a background thread, so only the wait for it counts);
 the model alone in ms per frame at render size 256, batch 8; and the peak RSS of whole runs on a
 20 s and a 120 s clip (each in a fresh process) and their ratio. With ``--jobs``: the wall time
 of a 5 s preview at the start and near the end of a 120 s clip (ratio, target <= 1.5x: previews
@@ -148,7 +150,12 @@ def staged_run(src: Path, out: Path, cfg) -> dict:
     return {"frames": count[0], "seconds": total, "fps": count[0] / total, "stages_s": self_t}
 
 
-def model_ms_per_frame(size: int = 256, batch: int = 8, reps: int = 5) -> float:
+def model_ms_per_frame(size: int = 256, batch: int = 8, reps: int = 7) -> float:
+    """The model's time per frame: the fastest of ``reps`` batches.
+
+    The fastest, not the mean: other processes on a shared machine only ever add time, so the
+    minimum is the repeatable figure (as ``timeit`` advises).
+    """
     import torch
 
     from filmcolor.infer.colorize import Colorizer
@@ -157,10 +164,12 @@ def model_ms_per_frame(size: int = 256, batch: int = 8, reps: int = 5) -> float:
     col = Colorizer(create_model(), "cpu", batch, size)
     x = torch.rand(batch, 1, size, size) * 100
     col.predict(x)
-    t = time.perf_counter()
+    times = []
     for _ in range(reps):
+        t = time.perf_counter()
         col.predict(x)
-    return (time.perf_counter() - t) / reps / batch * 1000
+        times.append(time.perf_counter() - t)
+    return min(times) / batch * 1000
 
 
 def jobs_figures(tdp: Path, seconds: float, model: str | None, chunk_frames: int) -> dict:
@@ -236,16 +245,25 @@ def main(argv: list[str] | None = None) -> int:
         cfg = RunConfig(input=clip, quiet=True)
         res["model_ms_per_frame_256_b8"] = model_ms_per_frame()
         res["ffmpeg_s"] = ffmpeg_transcode(clip, tdp / "ff.mp4", cfg.preset, cfg.crf)
+        import filmcolor
+
+        t = time.perf_counter()
+        summary = filmcolor.colorize(clip, tdp / "cli.mp4", quiet=True)  # what the CLI runs
+        res["end_to_end_s"] = time.perf_counter() - t
+        res["frames"] = summary.frames
+        res["end_to_end_fps"] = summary.frames / res["end_to_end_s"]
+        res["ffmpeg_fps"] = summary.frames / res["ffmpeg_s"]
+        res["ratio_vs_ffmpeg"] = res["end_to_end_fps"] / res["ffmpeg_fps"]
         ours = staged_run(clip, tdp / "ours.mp4", cfg)
-        res["ours"] = ours
-        res["ffmpeg_fps"] = ours["frames"] / res["ffmpeg_s"]
-        res["ratio_vs_ffmpeg"] = ours["fps"] / res["ffmpeg_fps"]
-        print(f"clip: 640x480, {secs:.0f} s, {ours['frames']} frames at 24000/1001 fps, preset {cfg.preset}, crf {cfg.crf}")
-        print(f"model alone (render 256, batch 8): {res['model_ms_per_frame_256_b8']:.1f} ms/frame")
+        res["single_pass"] = ours
+        print(f"clip: 640x480, {secs:.0f} s, {summary.frames} frames at 24000/1001 fps, preset {cfg.preset}, crf {cfg.crf}")
+        print(f"model alone (render 256, batch 8, fastest of 7 batches): {res['model_ms_per_frame_256_b8']:.1f} ms/frame (target <= 40)")
         print(f"ffmpeg -c:v libx264: {res['ffmpeg_fps']:.1f} fps")
-        print(f"filmcolor end to end: {ours['fps']:.2f} fps  -> ratio {res['ratio_vs_ffmpeg']:.3f}x (target >= 0.10x)")
+        print(f"filmcolor end to end (as the CLI runs it, model load included): {res['end_to_end_fps']:.2f} fps"
+              f"  -> ratio {res['ratio_vs_ffmpeg']:.3f}x (target >= 0.10x)")
         tot = sum(ours["stages_s"].values())
-        print("stages: " + ", ".join(f"{k} {v:.1f} s ({100 * v / tot:.0f}%)" for k, v in ours["stages_s"].items()))
+        print(f"single pass, per stage ({ours['fps']:.2f} fps): "
+              + ", ".join(f"{k} {v:.1f} s ({100 * v / tot:.0f}%)" for k, v in ours["stages_s"].items()))
         if not args.quick:
             long_clip = tdp / "long.mp4"
             make_clip(long_clip, args.long_seconds, seed=1)
