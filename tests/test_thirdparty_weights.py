@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import http.server
+import io
+import json
 import logging
+import os
 import re
 import threading
 from collections.abc import Iterator
@@ -19,13 +22,29 @@ import torch
 
 from filmcolor.__main__ import main
 from filmcolor.errors import WeightsError
-from filmcolor.models import list_models, thirdparty
-from filmcolor.models.thirdparty import fetch, load_catalog
+from filmcolor.models import create_model, list_models, thirdparty
+from filmcolor.models.thirdparty import fetch, load_catalog, store_path
 from filmcolor.models.weights import read_weights
 
 PAYLOAD = bytes(range(256)) * 4096 + b"tail"  # 1 MiB and a bit: several read chunks
 SHA = hashlib.sha256(PAYLOAD).hexdigest()
 UNREACHABLE = "http://127.0.0.1:9/weights.pth"  # the discard port: connection refused
+SIGN_IN = b"<html>Please sign in</html>\r\n"  # what a file host sends instead of the file
+
+
+def tiny_file(seed: int = 0, rename: bool = False) -> bytes:
+    """A weights file of the test-only ``tiny`` model (a few kB): stands in for a third-party file
+    whose structure can be checked. ``rename``: one key renamed, so it no longer fits."""
+    sd = create_model("tiny", pretrained=False, seed=seed).state_dict()
+    if rename:
+        sd["conv9.weight"] = sd.pop("conv1.weight")
+    buf = io.BytesIO()
+    torch.save({"state_dict": sd}, buf)
+    return buf.getvalue()
+
+
+TINY = tiny_file()
+TINY_SHA = hashlib.sha256(TINY).hexdigest()
 
 
 # -- a loopback server -----------------------------------------------------------------------------
@@ -104,10 +123,10 @@ sha256 = ""
 sha256_prefix = "{SHA[:8]}"
 licence = "test"
 
-[unknown]
-file = "unknown.pth"
+[tiny]
+file = "tiny.pth"
 url = "{server.url}"
-approx_size = "1 MB"
+approx_size = "{len(TINY) / 1000:.2f} kB"
 sha256 = ""
 licence = "test"
 
@@ -165,7 +184,8 @@ def test_fetch_downloads_verifies_and_renames(catalog: Path, tmp_path: Path) -> 
     path = fetch("exact", progress=False)
     assert path == tmp_path / "home" / "exact.pth"
     assert path.read_bytes() == PAYLOAD
-    assert sorted(p.name for p in path.parent.iterdir()) == ["exact.pth"]  # no .part left
+    # No .part left; beside the file only the sha256 store of $FILMCOLOR_HOME (its digest cache).
+    assert sorted(p.name for p in path.parent.iterdir()) == ["exact.pth", "weights-sha256.json"]
     # Already there and verified: no second download.
     n = len(thirdparty.load_catalog())
     assert fetch("exact", progress=False) == path and n == 4
@@ -212,18 +232,79 @@ def test_bad_checksum_is_refused_and_deleted(catalog: Path, server: Server, tmp_
     assert fetch("prefix", dest=tmp_path, progress=False).read_bytes() == PAYLOAD
 
 
+def _accepted() -> dict:
+    path = store_path()
+    return json.loads(path.read_text())["accepted"] if path.is_file() else {}
+
+
 def test_unpublished_checksum_is_recorded_then_enforced(
     catalog: Path, server: Server, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    """No digest published: a file whose size and structure fit is accepted and its sha256
+    recorded in the store (not beside the file); a later download of that name must match."""
+    server.payload = TINY
     with caplog.at_level(logging.WARNING, logger="filmcolor"):
-        path = fetch("unknown", dest=tmp_path, progress=False)
-    assert "no published sha256 for unknown.pth" in caplog.text
-    assert (tmp_path / "unknown.pth.sha256").read_text().split()[0] == SHA
+        path = fetch("tiny", dest=tmp_path / "dest", progress=False)
+    assert "no published sha256 for tiny.pth" in caplog.text
+    assert _accepted()["tiny.pth"]["sha256"] == TINY_SHA
+    assert _accepted()["tiny.pth"]["first_path"] == str(path.resolve())  # not the .part
+    assert store_path() == tmp_path / "home" / "weights-sha256.json"
+    assert sorted(p.name for p in path.parent.iterdir()) == ["tiny.pth"]  # nothing beside it
     path.unlink()
-    server.payload = b"a different file"
+    other = tiny_file(seed=1)  # the same size and structure, other weights
+    assert len(other) == len(TINY) and other != TINY
+    server.payload = other
     with pytest.raises(WeightsError, match="accepted before"):
-        fetch("unknown", dest=tmp_path, progress=False)
-    assert not path.exists()
+        fetch("tiny", dest=tmp_path / "dest", progress=False)
+    assert not path.exists() and list(path.parent.iterdir()) == []
+
+
+def test_fetch_refuses_a_sign_in_page_for_deoldify(
+    server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The reviewer's case, with the real catalogue: a file host answers with a 30-byte HTML
+    page. It is refused on its size before anything is recorded or renamed."""
+    monkeypatch.setenv("FILMCOLOR_HOME", str(tmp_path / "home"))
+    server.payload = SIGN_IN
+    dest = tmp_path / "dest"
+    with pytest.raises(WeightsError) as e:
+        fetch("deoldify-artistic", dest=dest, url=server.url, progress=False)
+    msg = str(e.value)
+    assert "\n" not in msg
+    assert f"is {len(SIGN_IN)} bytes, not a plausible ColorizeArtistic_gen.pth" in msg
+    assert "(127500000-510000000 bytes" in msg  # 0.5x-2x of the published "255 MB"
+    assert list(dest.iterdir()) == []  # the .part is deleted, nothing renamed
+    assert _accepted() == {}
+
+
+def test_fetch_checks_structure_before_recording(
+    catalog: Path, server: Server, tmp_path: Path
+) -> None:
+    """Plausible size but not the model's file: refused, nothing recorded, nothing renamed; the
+    real file is then accepted (an earlier bad download has not poisoned the record)."""
+    dest = tmp_path / "dest"
+    bad = [
+        (SIGN_IN, "not a plausible tiny.pth"),
+        (bytes(len(TINY)), "not a PyTorch weights file"),  # right size, not a weights file
+        (tiny_file(rename=True), "does not fit model 'tiny': missing conv1.weight"),
+    ]
+    for payload, why in bad:
+        server.payload = payload
+        with pytest.raises(WeightsError, match=why) as e:
+            fetch("tiny", dest=dest, progress=False)
+        assert "\n" not in str(e.value) and "expected tiny.pth" in str(e.value)
+        assert list(dest.iterdir()) == [] and _accepted() == {}
+    server.payload = TINY
+    assert fetch("tiny", dest=dest, progress=False).read_bytes() == TINY
+    assert _accepted()["tiny.pth"]["sha256"] == TINY_SHA
+
+
+def test_size_window() -> None:
+    entry = thirdparty.WeightsEntry("m", "f.pth", "https://x/f.pth", "l", approx_size="874 MB")
+    assert entry.approx_bytes() == 874_000_000
+    assert thirdparty.SIZE_WINDOW == (0.5, 2.0)
+    for text, want in [("1.5 kB", 1500), ("2 MiB", 2 << 20), ("1 GB", 10**9), ("big", None)]:
+        assert thirdparty.WeightsEntry("m", "f", "u", "l", approx_size=text).approx_bytes() == want
 
 
 def test_offline_fails_cleanly_with_instructions(catalog: Path, tmp_path: Path) -> None:
@@ -258,17 +339,36 @@ def test_cli_weights_list_and_fetch(
     assert main(["weights", "list"]) == 0
     assert f"found {tmp_path / 'home' / 'exact.pth'}" in capsys.readouterr().out
     # A mirror URL and a destination folder.
+    server.payload = TINY
     assert (
-        main(["weights", "fetch", "unknown", "--url", server.url, "--dest", str(tmp_path / "d")])
+        main(["weights", "fetch", "tiny", "--url", server.url, "--dest", str(tmp_path / "d")])
         == 0
     )
-    assert f"unknown: {tmp_path / 'd' / 'unknown.pth'}" in capsys.readouterr().out
+    assert f"tiny: {tmp_path / 'd' / 'tiny.pth'}" in capsys.readouterr().out
+    # The search order, numbered; a digest recorded on first use is shown, not "not published".
+    assert main(["weights", "list"]) == 0
+    out = capsys.readouterr().out
+    order = ["1. --weights PATH", "2. $FILMCOLOR_HOME", "3. shipped weights/", "4. ~/.cache"]
+    assert [out.index(o) for o in order] == sorted(out.index(o) for o in order)
+    assert f"tiny.pth (about {len(TINY) / 1000:.2f} kB, sha256 {TINY_SHA[:16]}... as first" in out
+    assert "offline.pth (about 874 MB, sha256 not published)" in out
 
 
 def test_cli_fetch_offline_exit_code(catalog: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["weights", "fetch", "offline", "-q"]) == 4  # WeightsError
     err = capsys.readouterr().err.strip()
     assert err.startswith("filmcolor: error: cannot download offline.pth") and "\n" not in err
+
+
+def test_cli_fetch_refused_page_is_one_line(
+    catalog: Path, server: Server, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    server.payload = SIGN_IN
+    assert main(["weights", "fetch", "tiny", "-q"]) == 4
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("filmcolor: error: ") and "\n" not in err
+    assert "not a plausible tiny.pth" in err
+    assert list((tmp_path / "home").glob("tiny.pth*")) == []
 
 
 # -- safe loading ----------------------------------------------------------------------------------
@@ -304,3 +404,153 @@ def test_fastai_wrapper_with_slices_loads(tmp_path: Path) -> None:
     torch.save({"model": {"w": torch.ones(2)}, "opt": {"lr": slice(1e-5, 1e-3, None)}}, path)
     state = read_weights(path)
     assert state["opt"]["lr"] == slice(1e-5, 1e-3, None)
+
+
+def test_safe_loading_without_scoped_safe_globals(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A torch without the scoped ``safe_globals`` (2.4) falls back to ``add_safe_globals``:
+    still ``weights_only``, still only ``slice`` allowed, still no pickled code."""
+    ser = torch.serialization
+    assert hasattr(ser, "safe_globals")  # pyproject asks for torch >= 2.5, which has it
+    before = list(ser.get_safe_globals())
+    monkeypatch.delattr(ser, "safe_globals")
+    try:
+        path = tmp_path / "wrapped.pth"
+        torch.save({"model": {"w": torch.ones(2)}, "opt": {"lr": slice(1e-5, 1e-3, None)}}, path)
+        assert read_weights(path)["opt"]["lr"] == slice(1e-5, 1e-3, None)
+        assert set(ser.get_safe_globals()) - set(before) <= {slice}
+        evil = Evil()
+        evil.marker = tmp_path / "pwned"
+        torch.save({"model": {}, "opt": evil}, tmp_path / "evil.pth")
+        with pytest.raises(WeightsError, match="refusing to load"):
+            read_weights(tmp_path / "evil.pth")
+        assert not evil.marker.exists()
+    finally:
+        ser.clear_safe_globals()
+        ser.add_safe_globals(before)
+
+
+# -- files the user already has: published digests, trust on first use, the digest cache ----------
+@pytest.fixture
+def counting_hash(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    """Records each file actually hashed (not answered from the cache)."""
+    hashed: list[Path] = []
+    real = thirdparty.sha256sum
+
+    def sha256sum(path: Path, *args: object) -> str:
+        hashed.append(Path(path))
+        return real(path, *args)
+
+    monkeypatch.setattr(thirdparty, "sha256sum", sha256sum)
+    return hashed
+
+
+def _with_prefix(catalog: Path, prefix: str) -> None:
+    """Publish ``prefix`` as the tiny entry's sha256 prefix (as Zhang et al.'s file names do)."""
+    text = catalog.read_text()
+    catalog.write_text(text.replace('[tiny]\n', f'[tiny]\nsha256_prefix = "{prefix}"\n'))
+
+
+def test_published_prefix_is_checked_on_load(
+    catalog: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A user's file under the released name must carry the published sha256 prefix (error);
+    under another name (--weights my_finetune.pth) a mismatch is a loud warning."""
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    released = folder / "tiny.pth"
+    released.write_bytes(TINY)
+    _with_prefix(catalog, TINY_SHA[:8])
+    create_model("tiny", weights=released)  # the published prefix: loads
+    catalog.write_text(catalog.read_text().replace(TINY_SHA[:8], "9b330a0b"))
+    with pytest.raises(WeightsError) as e:
+        create_model("tiny", weights=released)
+    msg = str(e.value)
+    assert "\n" not in msg and f"{released} has sha256 {TINY_SHA[:16]}..." in msg
+    assert f"expected tiny.pth (about {len(TINY) / 1000:.2f} kB, sha256 9b330a0b...)" in msg
+    assert "not the released file" in msg and "filmcolor weights fetch tiny" in msg
+    own = folder / "my_finetune.pth"
+    own.write_bytes(TINY)
+    with caplog.at_level(logging.WARNING, logger="filmcolor"):
+        create_model("tiny", weights=own)
+    assert "is not the released tiny.pth; loading it anyway" in caplog.text
+    assert sorted(p.name for p in folder.iterdir()) == ["my_finetune.pth", "tiny.pth"]
+
+
+def test_zhang_prefix_mismatch_names_the_real_file(tmp_path: Path, monkeypatch) -> None:
+    """The real catalogue: a fake ``siggraph17-df00044c.pth`` fails on its digest, before any load,
+    with the expected file, size and sha256 prefix in one line."""
+    monkeypatch.setenv("FILMCOLOR_HOME", str(tmp_path / "home"))
+    fake = tmp_path / "siggraph17-df00044c.pth"
+    fake.write_bytes(TINY)
+    with pytest.raises(WeightsError) as e:
+        create_model("zhang-siggraph17", weights=fake)
+    msg = str(e.value)
+    assert "\n" not in msg and "not the released file" in msg
+    assert "expected siggraph17-df00044c.pth (about 137 MB, sha256 df00044c...)" in msg
+
+
+def test_first_use_is_recorded_and_a_later_file_warns(
+    catalog: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """No digest published (DeOldify): the first file that loads is recorded in the store under
+    ``$FILMCOLOR_HOME``, not beside it; a later file of that name with another sha256 warns and
+    still loads; a file that fails to load is never recorded."""
+    broken = tmp_path / "a" / "tiny.pth"
+    broken.parent.mkdir()
+    broken.write_bytes(tiny_file(rename=True))
+    with pytest.raises(WeightsError, match="do not fit model 'tiny'"):
+        create_model("tiny", weights=broken)
+    assert _accepted() == {}
+    first = tmp_path / "b" / "tiny.pth"
+    first.parent.mkdir()
+    first.write_bytes(TINY)
+    create_model("tiny", weights=first)
+    rec = _accepted()["tiny.pth"]
+    assert rec["sha256"] == TINY_SHA and rec["first_path"] == str(first.resolve())
+    assert sorted(p.name for p in first.parent.iterdir()) == ["tiny.pth"]
+    second = tmp_path / "c" / "tiny.pth"
+    second.parent.mkdir()
+    second.write_bytes(tiny_file(seed=1))
+    with caplog.at_level(logging.WARNING, logger="filmcolor"):
+        create_model("tiny", weights=second)
+    assert f"{second} has sha256" in caplog.text and "accepted before" in caplog.text
+    assert _accepted()["tiny.pth"]["sha256"] == TINY_SHA  # the first one stays the reference
+    # Messages name the recorded digest instead of "not published".
+    with pytest.raises(WeightsError) as e:
+        create_model("tiny", weights=broken)
+    assert f"sha256 {TINY_SHA[:16]}... as first accepted here" in str(e.value)
+    assert "not published" not in str(e.value)
+
+
+def test_digest_is_cached_by_path_size_and_mtime(
+    catalog: Path, server: Server, tmp_path: Path, counting_hash: list[Path]
+) -> None:
+    path = tmp_path / "tiny.pth"
+    path.write_bytes(TINY)
+    create_model("tiny", weights=path)
+    create_model("tiny", weights=path)
+    assert counting_hash == [path]  # hashed once
+    st = path.stat()
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+    create_model("tiny", weights=path)
+    assert counting_hash == [path, path]  # touched: hashed again
+    # A fetched file was hashed as .part; the rename keeps size and mtime, so no second hash.
+    server.payload = TINY
+    fetched = fetch("tiny", dest=tmp_path / "dest", progress=False)
+    n = len(counting_hash)
+    create_model("tiny", weights=fetched)
+    assert len(counting_hash) == n
+
+
+def test_unwritable_store_does_not_stop_a_load(
+    catalog: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    blocker = tmp_path / "not_a_folder"
+    blocker.write_text("")
+    monkeypatch.setenv("FILMCOLOR_HOME", str(blocker))  # mkdir under it fails
+    path = tmp_path / "tiny.pth"
+    path.write_bytes(TINY)
+    create_model("tiny", weights=path)
+    assert blocker.read_text() == ""

@@ -16,15 +16,18 @@ The released files keep spectral/weight norm re-parametrisations; :mod:`filmcolo
 folds them into these plain convs at load time.
 
 Pre/post-processing as DeOldify does it: a square ``render_factor x 16`` grey image (stretched, not
-aspect-kept; ``ModelCfg.square``), ImageNet normalisation, RGB out. filmcolor then takes the Lab
-a/b of that RGB and joins it with the film's own full-resolution luminance (DeOldify swaps YUV
-chroma instead; the two differ slightly in saturation, not in hue).
+aspect-kept; ``ModelCfg.square``) resized with Pillow's bilinear filter (``resize_filter``),
+ImageNet normalisation, RGB out. filmcolor then takes the Lab a/b of that RGB and joins it with
+the film's own full-resolution luminance. DeOldify swaps YUV chroma instead
+(:func:`deoldify_yuv_merge` reproduces it, for parity checks); the two agree in hue and differ a
+little in saturation, most near black and white.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -231,6 +234,47 @@ def deoldify_postprocess(out: torch.Tensor) -> torch.Tensor:
     return rgb_to_lab(rgb)[:, 1:]
 
 
+def deoldify_yuv_merge(source_rgb: np.ndarray, predicted_rgb: np.ndarray) -> np.ndarray:
+    """DeOldify's own post-process (``post_process=True``): source Y, predicted U/V (YUV).
+
+    As published (``deoldify/filters.py``): the model's RGB image is resized bilinearly to the
+    source size, both images go to YUV with OpenCV's ``COLOR_RGB2YUV``, the output keeps the
+    source's Y and the prediction's U and V, and returns to RGB with ``COLOR_YUV2RGB``.
+    filmcolor's pipeline merges in Lab instead (source L, predicted a/b); this function is the
+    reference for comparing the two.
+
+    Args:
+        source_rgb: the original frame, uint8 ``(H, W, 3)`` RGB (a grey film: R = G = B).
+        predicted_rgb: the model's output, uint8 ``(h, w, 3)`` RGB, any size.
+
+    Returns:
+        uint8 ``(H, W, 3)`` RGB.
+
+    Raises:
+        ValueError: not uint8 ``(*, *, 3)`` arrays.
+
+    Example:
+        >>> grey = np.full((2, 2, 3), 128, np.uint8)
+        >>> red = np.zeros((1, 1, 3), np.uint8); red[..., 0] = 200
+        >>> out = deoldify_yuv_merge(grey, red)
+        >>> bool(out[0, 0, 0] > out[0, 0, 1])  # reddish, at the grey's luminance
+        True
+    """
+    import cv2
+
+    for name, img in (("source_rgb", source_rgb), ("predicted_rgb", predicted_rgb)):
+        ok = isinstance(img, np.ndarray) and img.dtype == np.uint8 and img.ndim == 3
+        if not ok or img.shape[2] != 3:
+            raise ValueError(f"{name} must be a uint8 array of shape (H, W, 3)")
+    h, w = source_rgb.shape[:2]
+    pred = np.ascontiguousarray(predicted_rgb)
+    if pred.shape[:2] != (h, w):
+        pred = cv2.resize(pred, (w, h), interpolation=cv2.INTER_LINEAR)
+    yuv = cv2.cvtColor(pred, cv2.COLOR_RGB2YUV)
+    yuv[..., 0] = cv2.cvtColor(np.ascontiguousarray(source_rgb), cv2.COLOR_RGB2YUV)[..., 0]
+    return cv2.cvtColor(yuv, cv2.COLOR_YUV2RGB)
+
+
 class DeOldifyGenerator(ChromaModel):
     """DeOldify's U-Net generator with plain (folded) weights.
 
@@ -307,7 +351,8 @@ def _cfg(name: str, render_factor: int, weights: str, what: str) -> ModelCfg:
         square=True,
         weights=weights,
         skip_init=True,
-        extra={"render_factor": render_factor, "third_party": True},
+        # DeOldify resizes its input with Pillow's BILINEAR (filters.py): fed the same way.
+        extra={"render_factor": render_factor, "third_party": True, "resize_filter": "bilinear"},
     )
 
 

@@ -178,17 +178,31 @@ def load_strict(model: nn.Module, state: dict[str, torch.Tensor], assign: bool =
     model.load_state_dict(full, strict=True, assign=assign)
 
 
-def load_released(model: nn.Module, state: dict, assign: bool = False) -> None:
-    """Unwrap, check every key and shape, fold the norm re-parametrisations, load.
+def check_released(model: nn.Module, state: dict) -> None:
+    """Check a released checkpoint against ``model`` by names and shapes only (no folding maths).
 
-    The check runs on names and shapes before any folding, so a wrong file fails at once.
-    ``assign`` as in :func:`load_strict`.
+    Unwraps it, plans the folding of its norm groups and checks that the folded keys and shapes
+    are exactly the model's. Works on a model built on the meta device (no storage).
 
     Raises:
-        ValueError: not a state dict, an incomplete norm group, or keys/shapes that do not fit.
+        ValueError: not a state dict of tensors, an incomplete norm group, or keys/shapes that do
+            not fit (one line).
     """
     state = unwrap_checkpoint(state)
     plan = _fold_plan(state)
     check_keys(model, {k: _folded_shape(state, how, src) for k, (how, src) in plan.items()})
-    folded = {k: _fold_one(state, how, src) for k, (how, src) in plan.items()}
+
+
+def load_released(model: nn.Module, state: dict, assign: bool = False) -> None:
+    """Unwrap, check every key and shape, fold the norm re-parametrisations, load.
+
+    The check runs on names and shapes before any folding (:func:`check_released`), so a wrong
+    file fails at once. ``assign`` as in :func:`load_strict`.
+
+    Raises:
+        ValueError: not a state dict, an incomplete norm group, or keys/shapes that do not fit.
+    """
+    check_released(model, state)
+    state = unwrap_checkpoint(state)
+    folded = {k: _fold_one(state, how, src) for k, (how, src) in _fold_plan(state).items()}
     load_strict(model, folded, assign=assign)

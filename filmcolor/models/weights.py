@@ -1,7 +1,9 @@
 """Find, verify and load weights files. Never exits: every failure is a :class:`WeightsError`.
 
-Search order for a model's default file: ``$FILMCOLOR_HOME``, the repository's ``weights/``
-folder, then ``~/.cache/filmcolor``. An explicit ``--weights PATH`` bypasses the search.
+Where filmcolor looks, in order: an explicit ``--weights PATH`` (no search), ``$FILMCOLOR_HOME``,
+the shipped ``weights/`` folder, then ``~/.cache/filmcolor``. Third-party files (#5) are also held
+to their published sha256, or to the one first accepted where none is published
+(:mod:`filmcolor.models.thirdparty`).
 """
 
 from __future__ import annotations
@@ -77,6 +79,19 @@ def sha256sum(path: Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+def _safe_load(path: Path) -> object:
+    # weights_only: tensors and plain containers only, never pickled code. fastai checkpoints
+    # (DeOldify, #5) also hold `slice` objects in their optimiser state; nothing else is allowed.
+    ser = torch.serialization
+    if hasattr(ser, "safe_globals"):  # torch >= 2.5 (pyproject's floor): scoped to this load
+        with ser.safe_globals(list(SAFE_GLOBALS)):
+            return torch.load(path, map_location="cpu", weights_only=True)
+    # An environment that pinned torch 2.4 anyway: the process-wide list. It only ever gains
+    # `slice`, a plain value type, so widening it for the whole process allows nothing unsafe.
+    ser.add_safe_globals(list(SAFE_GLOBALS))
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
 def read_weights(path: str | Path) -> dict:
     """``torch.load`` a weights file safely (``weights_only=True``: no pickled code runs).
 
@@ -87,10 +102,7 @@ def read_weights(path: str | Path) -> dict:
     if not path.is_file():
         raise WeightsError(f"weights file not found: {path}")
     try:
-        # weights_only: tensors and plain containers only, never pickled code. fastai checkpoints
-        # (DeOldify, #5) also hold `slice` objects in their optimiser state; nothing else is allowed.
-        with torch.serialization.safe_globals(list(SAFE_GLOBALS)):
-            state = torch.load(path, map_location="cpu", weights_only=True)
+        state = _safe_load(path)
     except Exception as e:  # torch raises many types for corrupt/foreign files
         refused = _GLOBAL_RE.search(str(e))
         if refused:
@@ -114,9 +126,14 @@ def load_into(model: ChromaModel, cfg: ModelCfg, weights: str | Path | None) -> 
         WeightsError: missing, corrupt, or made for another architecture.
     """
     path = Path(weights) if weights is not None else find_weights(str(cfg.weights))
-    from filmcolor.models.thirdparty import catalog_entry
+    from filmcolor.models import thirdparty
 
-    entry = catalog_entry(cfg.name)
+    entry = thirdparty.catalog_entry(cfg.name)
+    digest = None
+    if entry is not None:
+        # Published digest first (hashing is cached by path, size and mtime): a released-name
+        # file that is not the release fails here, before a long load.
+        digest = thirdparty.check_before_load(path, entry)
     # A wrong or corrupt third-party file: the one line also names the file that was expected.
     expected = f"; expected {entry.expected()}" if entry is not None else ""
     try:
@@ -131,5 +148,7 @@ def load_into(model: ChromaModel, cfg: ModelCfg, weights: str | Path | None) -> 
     except (RuntimeError, KeyError, ValueError) as e:
         first = str(e).strip().splitlines()[0]
         raise WeightsError(f"weights {path} do not fit model {cfg.name!r}: {first}{expected}") from e
+    if entry is not None:  # only a file that loaded is recorded as accepted
+        thirdparty.note_loaded(path, entry, digest)
     logger.debug("loaded weights %s", path)
     return path

@@ -8,10 +8,11 @@ ports of the Caffe models load as is.
   without user hints: a U-Net with shortcut connections regresses a/b at full resolution (tanh x
   110). Its 529-class head is in the file but unused by the regression output.
 
-Pre/post-processing as released: the image is stretched to 256x256 (``ModelCfg.square``), its Lab
-lightness normalised as ``(L - 50) / 100``; a/b come out scaled by 1/110. Module and index names
-follow the released keys (``model1.0.weight``...); parameterless layers keep their index.
-A clean-room definition from the published layer tables; no code from the original repository.
+Pre/post-processing as released: the image is stretched to 256x256 (``ModelCfg.square``) with
+Pillow's bicubic filter (``resize_filter``), its Lab lightness normalised as ``(L - 50) / 100``;
+a/b come out scaled by 1/110. Module and index names follow the released keys
+(``model1.0.weight``...); parameterless layers keep their index. A clean-room definition from
+the published layer tables; no code from the original repository.
 """
 
 from __future__ import annotations
@@ -191,7 +192,7 @@ class SIGGRAPH17Generator(ChromaModel):
         square=True,
         weights="colorization_release_v2-9b330a0b.pth",
         skip_init=True,
-        extra={"third_party": True},
+        extra={"third_party": True, "resize_filter": "bicubic"},
     )
 )
 def zhang_eccv16() -> ECCV16Generator:
@@ -210,7 +211,7 @@ def zhang_eccv16() -> ECCV16Generator:
         square=True,
         weights="siggraph17-df00044c.pth",
         skip_init=True,
-        extra={"third_party": True},
+        extra={"third_party": True, "resize_filter": "bicubic"},
     )
 )
 def zhang_siggraph17() -> SIGGRAPH17Generator:
