@@ -147,7 +147,7 @@ def weights_list_cmd() -> None:
 @click.option("--url", help="Download from this mirror instead of the official URL.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def weights_fetch_cmd(name: str, dest: str | None, url: str | None, quiet: bool) -> None:
-    """Download the weights of model NAME (resumable; size and sha256 checked where published)."""
+    """Download the weights of model NAME (resumable; verified by sha256 where published, else by size and structure)."""
     from filmcolor.models.thirdparty import fetch
 
     path = fetch(name, dest=dest, url=url, progress=not quiet)
