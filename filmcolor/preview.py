@@ -15,8 +15,9 @@ the same frames of a full run with the same settings:
   frame and counts: always right, but its cost grows with the position.
 * **Warm-up.** ``R`` frames (the smoother's radius) before and after the range are decoded and
   coloured, rounded out to whole model batches, which are aligned to absolute frame indices
-  (see ``Colorizer.__call__``); after them, the scene-cut detector's ``lookahead`` frames, so
-  the cuts inside the smoother's window are decided on the same frames as in the full run.
+  (see ``Colorizer.__call__``). After them, the scene-cut detector's ``lookahead`` frames are
+  decoded and scanned (not coloured), so the cuts inside the smoother's window are decided on
+  the same frames as in the full run.
   Before the coloured frames, decoding starts at
   :func:`~filmcolor.temporal.scenecut.warmup_start` (at most :data:`LOOKBACK` frames earlier);
   those frames are only shown to the scene-cut detector. Its state is restarted on a fixed grid
@@ -44,7 +45,7 @@ import numpy as np
 from filmcolor.config import RunConfig
 from filmcolor.errors import ConfigError, OutputError
 from filmcolor.frames import Frame, FrameRange
-from filmcolor.temporal.scenecut import SceneCutParams, warmup_start
+from filmcolor.temporal.scenecut import SceneCutDetector, SceneCutParams, warmup_start
 
 logger = logging.getLogger("filmcolor")
 
@@ -264,21 +265,34 @@ def preview_frames(
     timing = timing or _timing(src)
     radius = ChromaSmoother.from_strength(cfg.smoothing).context if cfg.smoothing > 0 else 0
     batch = colorizer.batch_size
+    # Coloured: the range, the smoother's radius either side, out to whole aligned batches.
     colour_from = max(0, (rng.start - radius) // batch * batch)
+    colour_to = min(total, -(-(rng.end + radius) // batch) * batch)
+    ds, de = colour_from, colour_to
     if cfg.scene_detect:
-        # The pipeline's detector has the default settings (video_stages).
-        ahead = SceneCutParams().lookahead
         ds = warmup_start(colour_from)
-    else:
-        ahead, ds = 0, colour_from
-    de = min(total, -(-(rng.end + radius + ahead) // batch) * batch)
+        # The cuts up to colour_to are decided on the same frames as in the full run: the
+        # detector's lookahead past it is decoded and scanned, never coloured.
+        de = min(total, colour_to + SceneCutDetector().lookahead)
     seek = _locate(src, timing, ds, de) if ds > 0 else None
-    frames = decode(src, ds, de, seek_pts=seek)
+    frames: Iterator[Frame] = decode(src, ds, de, seek_pts=seek)
+    if cfg.scene_detect:
+        # The pipeline's own stage (video_stages runs the same one), applied before the end
+        # is cut off; the stages then keep the marks it set.
+        frames = _until(SceneCutDetector().annotate(frames), colour_to)
+        cfg = replace(cfg, scene_detect=False)
     for fr in video_stages(frames, cfg, colorizer, colour_from=colour_from):
         if fr.index in rng:
             yield fr
         elif fr.index >= rng.end:
             break
+
+
+def _until(frames: Iterator[Frame], end: int) -> Iterator[Frame]:
+    for fr in frames:
+        if fr.index >= end:
+            return
+        yield fr
 
 
 def frame_rgb(frame: Frame) -> np.ndarray:

@@ -317,3 +317,45 @@ def test_timestamps_off_the_frame_grid_do_not_seek(clip_vfr: Clip) -> None:
     # Claim a constant rate for the irregular clip: the check on its packets refuses to seek.
     timing = _Timing(0, NTSC, clip_vfr.time_base)
     assert _locate(clip_vfr.path, timing, 16, 24) is None
+
+
+def test_preview_model_sweep_compares_models_in_one_sheet(clip_ntsc: Clip, tmp_path: Path) -> None:
+    # One sheet comparing models (#4): row k is the sheet a preview with model k alone writes
+    # (checked for the cheap one), and the models' colours differ while the luminance stays
+    # the source's. The default model at render size 64 keeps this fast.
+    from filmcolor.models.registry import DEFAULT_MODEL
+
+    common = ["--frames", "20-28", "--render-size", "64", "--sheet", "2", "-q"]
+    out = tmp_path / "models.mp4"
+    assert main(["preview", str(clip_ntsc.path), "-o", str(out), "--model",
+                 f"tiny,{DEFAULT_MODEL}", *common]) == 0
+    assert not out.exists()
+    sheet = cv2.imread(str(out.with_suffix(".png")))
+    h, w = clip_ntsc.height, clip_ntsc.width
+    assert sheet.shape == (2 * h, 2 * w, 3)  # 2 models x 2 frames
+    alone = tmp_path / "tiny.mp4"
+    assert main(["preview", str(clip_ntsc.path), "-o", str(alone), "--model", "tiny",
+                 *common]) == 0
+    assert np.array_equal(sheet[:h], cv2.imread(str(alone.with_suffix(".png"))))
+    ycc = cv2.cvtColor(sheet, cv2.COLOR_BGR2YCrCb).astype(np.float32)
+    tiny, default = ycc[:h, w:], ycc[h:, w:]  # second frames, clear of the labels
+    assert np.abs(tiny[..., 1:] - default[..., 1:]).mean() > 1
+    assert np.abs(tiny[..., 0] - default[..., 0]).mean() < 2
+
+
+def test_preview_colours_only_what_the_smoother_needs(clip_long: Clip, long_whole_run) -> None:
+    # Coloured: the range, the smoother's radius (4) either side, out to aligned batches of 8.
+    # The scene-cut look-back before and lookahead after are decoded and scanned only (#4).
+    cfg, colorizer, whole = long_whole_run
+    coloured: list[int] = []
+
+    class Spy:
+        batch_size = colorizer.batch_size
+
+        def __call__(self, frames):
+            return colorizer(f for f in frames if not coloured.append(f.index))
+
+    rng = FrameRange(160, 172)  # 172 + 4 = 176 is a batch edge: 176-177 are lookahead only
+    got = list(preview_frames(cfg, clip_long.path, rng, clip_long.n_frames, Spy()))
+    _assert_equal_to_whole(got, whole, rng)
+    assert coloured == list(range(152, 176))
