@@ -75,6 +75,13 @@ GLOBAL_ARGS: tuple[str, ...] = ("-hide_banner", "-nostdin", "-loglevel", "error"
 """Options before the first input: quiet, never read the terminal, replace the (temp) output."""
 
 
+def _muxer(out_path: StrPath) -> str:
+    try:
+        return muxer_for(out_path)
+    except ValueError as exc:
+        raise RemuxError(str(exc)) from None
+
+
 @dataclass(frozen=True)
 class UnfitStreams:
     """Source streams an output container cannot take as they are (see :func:`unfit_streams`).
@@ -118,10 +125,7 @@ def unfit_streams(info: SourceInfo, out_path: StrPath, ffmpeg: str) -> UnfitStre
     Raises:
         RemuxError: the output suffix names no known container.
     """
-    try:
-        fmt = muxer_for(out_path)
-    except ValueError as exc:
-        raise RemuxError(str(exc)) from None
+    fmt = _muxer(out_path)
     if fmt not in MP4_FAMILY:
         return UnfitStreams()
     refused, converted = [], []
@@ -192,10 +196,7 @@ def build_remux_args(
     Raises:
         RemuxError: the output suffix names no known container.
     """
-    try:
-        fmt = muxer_for(out_path)
-    except ValueError as exc:
-        raise RemuxError(str(exc)) from None
+    fmt = _muxer(out_path)
     video_opts = {"display_rotation": info.rotation} if info.rotation else {}
     video = ffmpeg_python.input(str(video_path), **video_opts)
     source = ffmpeg_python.input(str(source_path))
