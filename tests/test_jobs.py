@@ -2,7 +2,7 @@
 
 The SIGKILL tests use ``--codec ffv1`` (lossless), so they check the pipeline's determinism
 independently of any encoder; ``test_h264_resume_is_identical`` checks the default libx264 too
-(which needs ``chunked.repeatable_heap``). The coloured planes themselves are compared before
+(which needs ``filmcolor.io.encode.repeatable_heap``). The coloured planes themselves are compared before
 encoding in ``test_chunks_equal_whole_run``.
 """
 

@@ -9,6 +9,13 @@ Timing: the output stream uses the source's ``time_base`` and each frame keeps i
 so variable-frame-rate and 24000/1001 sources stay frame-exact against the original audio. The
 encoder is only told the average rate for its rate control; no frame is dropped or duplicated.
 
+Repeatable output: libx264 (as bundled with PyAV) reads some heap memory it never initialises,
+so identical frames encoded after other work (torch convolutions) gave different bitstreams, and a
+resumed job's redone chunks would differ from an uninterrupted run (#4). Every call into the
+encoder therefore runs with glibc's ``M_PERTURB`` set (:func:`repeatable_heap`): memory allocated
+meanwhile is filled with a constant. Scoped to the encoder calls it costs almost nothing; set for
+a whole run it slowed the CPU pipeline by about a fifth (every numpy temporary was filled twice).
+
 Intermediate container: write ``.mp4``. It stores the source time base exactly (1/24000,
 1/90000...) and holds every codec offered here (H.264, HEVC, FFV1, AV1, VP9). Matroska rounds
 timestamps to 1 ms, which moves 24000/1001 frames by up to half a millisecond.
@@ -16,10 +23,14 @@ timestamps to 1 ms, which moves 24000/1001 frames by up to half a millisecond.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import ctypes.util
 import logging
 import os
 import re
-from collections.abc import Iterable, Mapping
+import threading
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -48,6 +59,52 @@ DEFAULT_PRESET: str = "medium"
 # FFmpeg enum values (libavutil/pixfmt.h): AVCOL_SPC_SMPTE170M (BT.601 525) and AVCOL_RANGE_MPEG.
 _COLORSPACE_BT601 = 6
 _RANGE_LIMITED = 1
+
+M_PERTURB: int = -6
+"""glibc ``mallopt`` parameter: fill newly allocated and freed heap memory with a byte."""
+
+
+def _load_mallopt():
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return libc.mallopt
+    except (OSError, AttributeError):
+        return None
+
+
+_MALLOPT = _load_mallopt()
+_PERTURB_LOCK = threading.Lock()
+_perturb_depth = 0
+
+
+@contextlib.contextmanager
+def repeatable_heap() -> Iterator[None]:
+    """Fill heap memory allocated inside the block with a constant, so libx264's output depends
+    only on its input.
+
+    Measured with PyAV's bundled libx264: without it, jobs interrupted and resumed in another
+    process gave H.264 chunks that differ from an uninterrupted run's (the encoder reads memory
+    it never initialised, whose contents depend on what ran before); with it around every encoder
+    call, they are identical. Re-entrant and thread-safe (the setting is process-wide, so it is
+    switched off only when the last user leaves). A no-op where glibc's ``mallopt`` is missing
+    (non-glibc systems): there, redone H.264 chunks may differ by encoder noise.
+    """
+    global _perturb_depth
+    if _MALLOPT is None:
+        yield
+        return
+    with _PERTURB_LOCK:
+        if _perturb_depth == 0:
+            _MALLOPT(M_PERTURB, 0xA5)
+        _perturb_depth += 1
+    try:
+        yield
+    finally:
+        with _PERTURB_LOCK:
+            _perturb_depth -= 1
+            if _perturb_depth == 0:
+                _MALLOPT(M_PERTURB, 0)
+
 
 # Planar YUV formats this module can fill: 4:2:0 / 4:2:2 / 4:4:4, 8 to 16 bits, little-endian.
 _WRITABLE = re.compile(r"^yuv(420|422|444)p(?:(9|10|12|14|16)le)?$")
@@ -246,6 +303,10 @@ class VideoEncoder:
 
     def open(self) -> None:
         """Create the file and set up the stream (called by ``__enter__``)."""
+        with repeatable_heap():
+            self._open()
+
+    def _open(self) -> None:
         try:
             fmt = muxer_for(self.path)
         except ValueError as exc:
@@ -304,6 +365,11 @@ class VideoEncoder:
             return self.stats
         if self._stream is None or self._container is None:
             raise EncodeError("encoder is not open")
+        with repeatable_heap():
+            return self._close()
+
+    def _close(self) -> EncodeStats:
+        assert self._stream is not None and self._container is not None
         try:
             if self._count == 0:
                 raise EncodeError(f"no frames to encode into '{self.path}'")
@@ -421,8 +487,9 @@ class VideoEncoder:
         vf.pts = pts
         vf.time_base = self.time_base
         try:
-            for packet in self._stream.encode(vf):
-                self._container.mux(packet)
+            with repeatable_heap():
+                for packet in self._stream.encode(vf):
+                    self._container.mux(packet)
         except av.FFmpegError as exc:
             raise EncodeError(
                 f"encoding frame {frame.index} into '{self.path}' failed: {exc}"

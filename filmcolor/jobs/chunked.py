@@ -17,9 +17,9 @@ nothing a frame's colour depends on is carried across chunks:
   context is rounded out to whole batches, so every frame shares its forward pass with the same
   frames as in a whole run;
 * each chunk is encoded with x264's ``stitchable`` option, so all chunks share one stream
-  header and can be joined by copying packets; and while a job runs, heap memory is filled with
-  a constant on allocation (:func:`repeatable_heap`), because libx264 reads some memory it never
-  initialised, which otherwise made two encodes of identical frames differ.
+  header and can be joined by copying packets; and the encoder runs with heap memory filled with
+  a constant on allocation (:func:`filmcolor.io.encode.repeatable_heap`), because libx264 reads
+  some memory it never initialised, which otherwise made two encodes of identical frames differ.
 
 A chunk is done only once its file has been renamed into place *and* the manifest says so;
 SIGKILL at any moment therefore loses at most the chunk in progress. The join and the remux
@@ -314,44 +314,6 @@ def encoder_options(codec: str) -> dict[str, str]:
     # `stitchable` stops x264 from tuning stream headers to each chunk's content, so every chunk
     # has the same SPS/PPS and one header serves the joined stream.
     return {"x264-params": "stitchable=1"} if codec == "libx264" else {}
-
-
-M_PERTURB: int = -6
-"""glibc ``mallopt`` parameter: fill newly allocated and freed heap memory with a byte."""
-
-
-@contextlib.contextmanager
-def repeatable_heap() -> Iterator[None]:
-    """Make heap garbage a constant while a job runs, so libx264's output depends on its input.
-
-    Measured with PyAV's bundled libx264: the same 48 hash-identical frames, encoded four times
-    in one process with a torch conv2d call between frames, gave four different bitstreams; with
-    glibc's ``M_PERTURB`` set (every ``malloc`` returns memory filled with one byte) the four
-    were identical, and so were CLI jobs in separate processes. So the encoder reads some heap
-    memory it never initialised, whose contents depend on what ran before (torch frees large
-    buffers). A resumed job redoes chunks in another process, so without this its redone chunks
-    would differ from an uninterrupted run by encoder noise (#4). The fill costs a ``memset``
-    per heap allocation; large blocks come straight from the kernel (zeroed) and are not touched.
-    A no-op where glibc's ``mallopt`` is unavailable.
-    """
-    import ctypes
-    import ctypes.util
-
-    mallopt = None
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
-        if not mallopt(M_PERTURB, 0xA5):
-            mallopt = None
-    except (OSError, AttributeError):
-        mallopt = None
-    if mallopt is None:
-        logger.debug("mallopt(M_PERTURB) unavailable: H.264 chunks may differ between runs")
-    try:
-        yield
-    finally:
-        if mallopt is not None:
-            mallopt(M_PERTURB, 0)
 
 
 def check_disk(folder: Path, need: int, what: str) -> None:
@@ -826,7 +788,7 @@ def run_job(cfg: RunConfig, src: Path, out: Path, info) -> RunSummary:
     try:
         with job_lock(job_dir):
             try:
-                with _sigterm_as_interrupt(), repeatable_heap():
+                with _sigterm_as_interrupt():
                     manifest = _open_manifest(
                         job_dir, cfg, source, settings, stored_config(cfg, src, out, job_dir)
                     )
