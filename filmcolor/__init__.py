@@ -17,7 +17,7 @@ __version__ = "0.1.0"
 __all__ = ["__version__", "colorize", "list_models", "preview"]
 
 
-def colorize(input, output=None, **options):  # noqa: ANN001, ANN201 - documented below
+def colorize(input, output=None, **options):
     """Colour a video, image or folder of images.
 
     Args:
@@ -83,7 +83,7 @@ def preview(  # -> filmcolor.preview.PreviewSummary (lazy import keeps `import f
     return _preview(RunConfig(input=input, **options), req)
 
 
-def list_models(include_test: bool = False):  # noqa: ANN201
+def list_models(include_test: bool = False):
     """Registered models (:class:`filmcolor.models.ModelCfg` list)."""
     from filmcolor.models import list_models as _list
 

@@ -38,9 +38,9 @@ def logging_redirect(enabled: bool) -> Iterator[None]:
     if not enabled:
         yield
         return
-    from tqdm.contrib.logging import logging_redirect_tqdm
-
     import logging
+
+    from tqdm.contrib.logging import logging_redirect_tqdm
 
     with logging_redirect_tqdm(loggers=[logging.getLogger("filmcolor")]):
         yield

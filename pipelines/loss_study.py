@@ -24,6 +24,7 @@ run the comparison elsewhere, e.g. as a fine-tune of the shipped stage 2 with th
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import subprocess
@@ -44,7 +45,7 @@ def at_colourfulness(points: list[tuple[float, float]], target: float) -> float 
     reaches the target says nothing about the error there).
     """
     pts = sorted(points)
-    for (c0, e0), (c1, e1) in zip(pts, pts[1:]):
+    for (c0, e0), (c1, e1) in itertools.pairwise(pts):
         if c0 <= target <= c1:
             return e0 if c1 == c0 else e0 + (e1 - e0) * (target - c0) / (c1 - c0)
     return None

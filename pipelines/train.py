@@ -25,7 +25,7 @@ except ModuleNotFoundError:  # Python < 3.11
 import torch
 
 from filmcolor.models import create_model
-from filmcolor.training.trainer import Trainer, TrainConfig, export_weights
+from filmcolor.training.trainer import TrainConfig, Trainer, export_weights
 
 
 def load_config(path: Path, overrides: list[str]) -> TrainConfig:

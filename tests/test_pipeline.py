@@ -279,7 +279,7 @@ def test_undecodable_stream(clip_ntsc: Clip, tmp_path: Path, capsys) -> None:
 def test_unknown_output_container_refused_before_colouring(
     clip_ntsc: Clip, tmp_path: Path, capsys, monkeypatch, name: str, message: str
 ) -> None:
-    import filmcolor.pipeline as pipeline
+    from filmcolor import pipeline
 
     def no_model(cfg):
         raise AssertionError("the model was built before the output was checked")
@@ -317,7 +317,7 @@ def test_audio_mp4_cannot_hold(tmp_path: Path, capsys) -> None:
 def test_failure_mid_run_leaves_nothing(clip_ntsc: Clip, tmp_path: Path, monkeypatch) -> None:
     """Ctrl-C while encoding leaves no file at the output path and no temp files; only the
     resumable job (its manifest) stays."""
-    import filmcolor.infer.merge as merge
+    from filmcolor.infer import merge
 
     real = merge.chroma_planes
     calls = {"n": 0}
@@ -338,9 +338,9 @@ def test_failure_mid_run_leaves_nothing(clip_ntsc: Clip, tmp_path: Path, monkeyp
 def test_no_traceback_without_debug(tmp_path: Path) -> None:
     env = {**os.environ, "FILMCOLOR_DEBUG": "0"}
     r = subprocess.run([sys.executable, "-m", "filmcolor", str(tmp_path / "x.mp4")],
-                       capture_output=True, text=True, env=env)
+                       check=False, capture_output=True, text=True, env=env)
     assert r.returncode == 2
     assert r.stderr.strip().splitlines() == [f"filmcolor: error: no such file: '{tmp_path / 'x.mp4'}'"]
     r = subprocess.run([sys.executable, "-m", "filmcolor", "--debug", str(tmp_path / "x.mp4")],
-                       capture_output=True, text=True, env=env)
+                       check=False, capture_output=True, text=True, env=env)
     assert r.returncode != 0 and "Traceback" in r.stderr

@@ -10,7 +10,7 @@ from filmcolor.models import create_model
 from filmcolor.models.abbins import ABBins
 from filmcolor.training.augment import film_grey
 from filmcolor.training.loss import colorization_loss, rebalance_weights
-from filmcolor.training.trainer import Trainer, TrainConfig, export_weights
+from filmcolor.training.trainer import TrainConfig, Trainer, export_weights
 
 
 def _images(n=6, seed=0):

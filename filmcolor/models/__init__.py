@@ -4,10 +4,10 @@ from filmcolor.models.base import ChromaModel, ModelCfg
 from filmcolor.models.registry import create_model, get_model_cfg, list_models, register_model
 
 # Importing the architecture modules registers them.
-from filmcolor.models import effunet as _effunet  # noqa: E402,F401
-from filmcolor.models import tiny as _tiny  # noqa: E402,F401
-from filmcolor.models import deoldify as _deoldify  # noqa: E402,F401  (third-party weights, #5)
-from filmcolor.models import zhang as _zhang  # noqa: E402,F401  (third-party weights, #5)
+from filmcolor.models import effunet as _effunet  # noqa: F401
+from filmcolor.models import tiny as _tiny  # noqa: F401
+from filmcolor.models import deoldify as _deoldify  # noqa: F401  (third-party weights, #5)
+from filmcolor.models import zhang as _zhang  # noqa: F401  (third-party weights, #5)
 
 __all__ = [
     "ChromaModel",
