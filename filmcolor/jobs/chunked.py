@@ -170,7 +170,9 @@ def job_settings(cfg: RunConfig, colorizer=None) -> dict:
         weights = Path(cfg.weights)
     elif mcfg.weights is not None:
         weights = find_weights(str(mcfg.weights))
-    settings["weights_sha256"] = sha256sum(weights) if weights is not None else None
+    # Third-party weights were hashed when they loaded (see load_into); others are small.
+    known = getattr(getattr(colorizer, "model", None), "weights_sha256", None)
+    settings["weights_sha256"] = known or (sha256sum(weights) if weights is not None else None)
     settings["batch_size"] = cfg.batch_size
     settings["chunk_frames"] = cfg.chunk_frames
     if colorizer is not None:

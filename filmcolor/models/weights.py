@@ -150,5 +150,7 @@ def load_into(model: ChromaModel, cfg: ModelCfg, weights: str | Path | None) -> 
         raise WeightsError(f"weights {path} do not fit model {cfg.name!r}: {first}{expected}") from e
     if entry is not None:  # only a file that loaded is recorded as accepted
         thirdparty.note_loaded(path, entry, digest)
+        # Kept on the model so a job's manifest reuses it instead of hashing 900 MB again.
+        model.weights_sha256 = digest
     logger.debug("loaded weights %s", path)
     return path
