@@ -27,9 +27,13 @@ from filmcolor.metrics.image import (
 )
 from filmcolor.metrics.video import (
     CDCAccumulator,
+    StillFlickerAccumulator,
     WarpErrorAccumulator,
     cdc,
     cdc_clips,
+    edge_error,
+    edge_mask,
+    still_flicker,
     valid_flow_mask,
     warp_error,
 )
@@ -37,6 +41,7 @@ from filmcolor.metrics.video import (
 __all__ = [
     "CDCAccumulator",
     "FrechetFeatures",
+    "StillFlickerAccumulator",
     "WarpErrorAccumulator",
     "cdc",
     "cdc_clips",
@@ -44,12 +49,15 @@ __all__ = [
     "colorfulness",
     "delta_colorfulness",
     "delta_e_ciede2000",
+    "edge_error",
+    "edge_mask",
     "feature_statistics",
     "frechet_distance",
     "frechet_distance_from_stats",
     "psnr",
     "srgb_to_lab",
     "ssim",
+    "still_flicker",
     "valid_flow_mask",
     "warp_error",
 ]

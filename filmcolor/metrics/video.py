@@ -1,6 +1,7 @@
-"""Temporal-consistency metrics for colourised video: CDC and warp error.
+"""Temporal-consistency metrics for colourised video: CDC, warp error, still-pixel flicker, and
+the edge error that tracks colour bleeding across object borders.
 
-Both need no ground truth, so they also work on real black-and-white films. Each comes as a batch
+CDC and warp error need no ground truth, so they also work on real black-and-white films. Each comes as a batch
 function over a clip and as a streaming accumulator (``update(frame, guide=None)`` then
 ``result()``) that keeps only the few frames the metric looks back on, so a whole film can be
 scored in the pull-based pipeline without holding it in memory. Frames are RGB ``(H, W, 3)``,
@@ -26,6 +27,19 @@ filmcolor's version differs from the paper's evaluation script in three document
   ``reduction="mean"`` for numbers on that scale (one third of ``"sum"``).
 
 The occlusion mask keeps Lai et al.'s thresholds (see :func:`valid_flow_mask`).
+
+**Still-pixel flicker** (#13) is what a viewer sees as shimmer on walls, skies and faces: the mean
+``|delta a| + |delta b|`` (CIE Lab) between consecutive frames over the pixels whose lightness L
+changed by less than :data:`STILL_DELTA_L` between them; a frame pair with fewer than
+:data:`STILL_MIN_FRACTION` of its pixels still is skipped (a pan or a cut has no still pixels to
+judge). Which pixels are still is decided on a *guide* (the grey source frames) when one is
+given, so a colourised clip and its truth are scored on the same pixels; report the ratio of ours
+to the truth's.
+
+**Edge error** (#13): the mean CIEDE2000 to the truth over the pixels within
+:data:`EDGE_RADIUS` px of the luminance's strong edges (Canny on L, thresholds
+:data:`CANNY_THRESHOLDS`): low-resolution chroma upsampled without regard to the edges bleeds
+there (halos around heads against the sky).
 """
 
 from __future__ import annotations
@@ -59,6 +73,18 @@ MIN_FLOW_SIZE: int = 12
 """Smallest frame height and width DIS accepts (its coarsest pyramid level needs a patch)."""
 
 WarpReduction = Literal["sum", "mean"]
+
+STILL_DELTA_L: float = 1.0
+"""A pixel is still between two frames when its Lab lightness changed by less than this."""
+
+STILL_MIN_FRACTION: float = 0.05
+"""Frame pairs with fewer still pixels than this fraction are left out of the flicker."""
+
+CANNY_THRESHOLDS: tuple[int, int] = (100, 200)
+"""Canny's hysteresis thresholds on 8-bit lightness (L * 255 / 100): only strong edges count."""
+
+EDGE_RADIUS: int = 2
+"""Pixels within this many pixels (chessboard distance) of an edge count as edge pixels."""
 
 # --------------------------------------------------------------------------------------------
 # CDC
@@ -385,3 +411,174 @@ def warp_error(
     for t, frame in enumerate(frames):
         acc.update(frame, None if guide is None else guide[t])
     return acc.result()
+
+
+# --------------------------------------------------------------------------------------------
+# Still-pixel flicker and edge error
+
+
+def _lab(img: np.ndarray, name: str) -> np.ndarray:
+    """Lab ``(H, W, 3)`` float32 of an RGB image ``(H, W, 3)`` (uint8 or float in [0, 1])."""
+    from filmcolor.metrics.image import srgb_to_lab
+
+    _check_rgb(img, name)
+    return srgb_to_lab(img).astype(np.float32)
+
+
+def _lightness(img: np.ndarray, name: str) -> np.ndarray:
+    """Lab L ``(H, W)`` of an RGB ``(H, W, 3)`` or grey ``(H, W)`` image (uint8 or float)."""
+    if isinstance(img, np.ndarray) and img.ndim == 2:
+        img = np.repeat(img[..., None], 3, axis=2)
+    return _lab(img, name)[..., 0]
+
+
+class StillFlickerAccumulator:
+    """Streaming still-pixel flicker of one clip (see the module docstring).
+
+    Keeps only the previous frame's a/b and lightness.
+
+    Args:
+        still_delta_l: the lightness change below which a pixel counts as still.
+        min_fraction: pairs with a smaller still fraction are skipped.
+
+    Example:
+        >>> acc = StillFlickerAccumulator()
+        >>> for colour, grey in zip(output_frames, source_frames):  # doctest: +SKIP
+        ...     acc.update(colour, guide=grey)
+        >>> acc.result()  # doctest: +SKIP
+    """
+
+    def __init__(
+        self, still_delta_l: float = STILL_DELTA_L, min_fraction: float = STILL_MIN_FRACTION
+    ) -> None:
+        if not still_delta_l > 0:
+            raise ValueError(f"still_delta_l must be > 0, got {still_delta_l!r}")
+        if not 0.0 <= min_fraction <= 1.0:
+            raise ValueError(f"min_fraction must be in [0, 1], got {min_fraction!r}")
+        self.still_delta_l = float(still_delta_l)
+        self.min_fraction = float(min_fraction)
+        self._prev_ab: np.ndarray | None = None
+        self._prev_l: np.ndarray | None = None
+        self._total = 0.0
+        self._pairs = 0
+        self._skipped = 0
+
+    def reset(self) -> None:
+        """Forget the previous frame and the running sum, e.g. at a scene cut."""
+        self._prev_ab = None
+        self._prev_l = None
+        self._total = 0.0
+        self._pairs = 0
+        self._skipped = 0
+
+    @property
+    def pairs(self) -> int:
+        """Frame pairs scored so far."""
+        return self._pairs
+
+    @property
+    def skipped(self) -> int:
+        """Frame pairs left out because too few of their pixels were still."""
+        return self._skipped
+
+    def update(self, frame: np.ndarray, guide: np.ndarray | None = None) -> float | None:
+        """Add the next frame and score it against the previous one.
+
+        Args:
+            frame: RGB frame ``(H, W, 3)``, uint8 or float in [0, 1].
+            guide: the frame whose lightness decides which pixels are still, normally the grey
+                source frame: grey ``(H, W)`` or RGB ``(H, W, 3)``, same H and W. Default: the
+                lightness of ``frame`` itself.
+
+        Returns:
+            The pair's flicker, or None for the first frame and for a skipped pair.
+        """
+        lab = _lab(frame, "frame")
+        ab = lab[..., 1:]
+        lightness = lab[..., 0] if guide is None else _lightness(guide, "guide")
+        if lightness.shape != ab.shape[:2]:
+            raise ValueError(
+                f"guide must have the frame's size {ab.shape[:2]}, got {lightness.shape}"
+            )
+        prev_ab, prev_l = self._prev_ab, self._prev_l
+        self._prev_ab, self._prev_l = ab, lightness
+        if prev_ab is None or prev_l is None:
+            return None
+        if prev_ab.shape != ab.shape:
+            raise ValueError(f"frame size changed within a clip: {prev_ab.shape} -> {ab.shape}")
+        still = np.abs(lightness - prev_l) < self.still_delta_l
+        n = int(still.sum())
+        if n == 0 or n < self.min_fraction * still.size:
+            self._skipped += 1
+            return None
+        value = float(np.abs(ab - prev_ab).sum(-1)[still].mean(dtype=np.float64))
+        self._total += value
+        self._pairs += 1
+        return value
+
+    def result(self) -> float:
+        """Mean flicker over the scored pairs; ``nan`` (with a warning) when none was scored."""
+        if self._pairs == 0:
+            logger.warning("still-pixel flicker is undefined: no frame pair with still pixels")
+            return math.nan
+        return self._total / self._pairs
+
+
+def still_flicker(
+    frames: Sequence[np.ndarray], guide: Sequence[np.ndarray] | None = None
+) -> float:
+    """Still-pixel flicker of one clip: mean ``|delta a| + |delta b|`` over still pixels.
+
+    Args:
+        frames: the clip's RGB frames ``(H, W, 3)``, uint8 or float in [0, 1]; at least 2.
+        guide: one frame per frame deciding which pixels are still (normally the grey source);
+            default: the lightness of ``frames``.
+
+    Returns:
+        The flicker in Lab units per frame (``nan`` if no pair had enough still pixels).
+
+    Raises:
+        ValueError: fewer than 2 frames, or a guide of another length.
+    """
+    if len(frames) < 2:
+        raise ValueError(f"still-pixel flicker needs at least 2 frames, got {len(frames)}")
+    if guide is not None and len(guide) != len(frames):
+        raise ValueError(f"guide has {len(guide)} frames but the clip has {len(frames)}")
+    acc = StillFlickerAccumulator()
+    for t, frame in enumerate(frames):
+        acc.update(frame, None if guide is None else guide[t])
+    return acc.result()
+
+
+def edge_mask(lightness: np.ndarray, radius: int = EDGE_RADIUS) -> np.ndarray:
+    """Pixels within ``radius`` px of a strong edge of ``lightness`` (Lab L, ``(H, W)``).
+
+    Returns:
+        Boolean ``(H, W)``.
+    """
+    u8 = np.rint(np.clip(np.asarray(lightness, np.float64) * 2.55, 0, 255)).astype(np.uint8)
+    edges = cv2.Canny(u8, *CANNY_THRESHOLDS)
+    if radius > 0:
+        edges = cv2.dilate(edges, np.ones((2 * radius + 1, 2 * radius + 1), np.uint8))
+    return edges > 0
+
+
+def edge_error(pred: np.ndarray, truth: np.ndarray) -> float:
+    """Mean CIEDE2000 between ``pred`` and ``truth`` near the truth's strong luminance edges.
+
+    Args:
+        pred: RGB ``(H, W, 3)``, uint8 or float in [0, 1].
+        truth: RGB of the same shape; its lightness decides where the edges are.
+
+    Returns:
+        Mean ΔE00 over edge pixels; ``nan`` when the image has no strong edge.
+    """
+    from filmcolor.metrics.image import _check_pair, delta_e_ciede2000
+
+    _check_pair(pred, truth)
+    lab_t = _lab(truth, "truth")
+    mask = edge_mask(lab_t[..., 0])
+    if not mask.any():
+        return math.nan
+    lab_p = _lab(pred, "pred")
+    return float(delta_e_ciede2000(lab_p[mask], lab_t[mask]).mean())
