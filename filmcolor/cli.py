@@ -9,6 +9,7 @@ from __future__ import annotations
 import click
 
 from filmcolor import __version__
+from filmcolor.config import TEMPORAL_METHODS, UPSAMPLE_METHODS
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -66,6 +67,13 @@ def main(ctx: click.Context, debug: bool) -> None:
 @click.option("--smoothing", type=click.FloatRange(0.0, 1.0), default=0.5, show_default=True,
               help="Temporal colour smoothing strength (never crosses a scene cut).")
 @click.option("--no-smoothing", is_flag=True, help="Disable temporal smoothing (same as --smoothing 0).")
+@click.option("--temporal", type=click.Choice(TEMPORAL_METHODS), default=TEMPORAL_METHODS[0], show_default=True,
+              help="flow: the window plus a colour hold that follows the motion (steady colour in "
+                   "still regions); window: the 9-frame window alone.")
+@click.option("--upsample", type=click.Choice(UPSAMPLE_METHODS), default=UPSAMPLE_METHODS[0],
+              show_default=True,
+              help="How the model's low-resolution colour is brought to full size: bilateral "
+                   "stops it at the film's edges; bilinear is plain interpolation.")
 @click.option("--no-scene-detect", is_flag=True, help="Do not detect scene cuts.")
 @click.option("--codec", default="libx264", show_default=True, help="Video encoder (FFmpeg name).")
 @click.option("--crf", type=click.IntRange(0, 63), default=18, show_default=True,
@@ -83,8 +91,8 @@ def main(ctx: click.Context, debug: bool) -> None:
               help="Start the job over if its directory holds one with other settings.")
 def run_cmd(input: str, output: str | None, overwrite: bool, model: str | None,
             weights: str | None, device: str, batch_size: int, render_size: int | None,
-            vividness: float | None, smoothing: float, no_smoothing: bool,
-            no_scene_detect: bool, codec: str, crf: int, preset: str, quiet: bool,
+            vividness: float | None, smoothing: float, no_smoothing: bool, temporal: str,
+            upsample: str, no_scene_detect: bool, codec: str, crf: int, preset: str, quiet: bool,
             job_dir: str | None, chunk_frames: int, keep_chunks: bool, restart: bool) -> None:
     """Colourise INPUT: a video file, an image, or a folder of images.
 
@@ -97,8 +105,8 @@ def run_cmd(input: str, output: str | None, overwrite: bool, model: str | None,
     cfg = RunConfig(
         input=input, output=output, overwrite=overwrite, model=model, weights=weights,
         device=device, batch_size=batch_size, render_size=render_size, vividness=vividness,
-        smoothing=0.0 if no_smoothing else smoothing, scene_detect=not no_scene_detect,
-        codec=codec, crf=crf, preset=preset, quiet=quiet, job_dir=job_dir,
+        smoothing=0.0 if no_smoothing else smoothing, temporal=temporal, upsample=upsample,
+        scene_detect=not no_scene_detect, codec=codec, crf=crf, preset=preset, quiet=quiet, job_dir=job_dir,
         chunk_frames=chunk_frames, keep_chunks=keep_chunks, restart=restart,
     )
     summary = run(cfg)
@@ -230,6 +238,10 @@ def _str_list(ctx: click.Context, param: click.Parameter, value: str | None) -> 
               help="Frames per forward pass (use the full run's value for identical frames).")
 @click.option("--smoothing", type=click.FloatRange(0.0, 1.0), default=0.5, show_default=True,
               help="Temporal colour smoothing strength.")
+@click.option("--temporal", type=click.Choice(TEMPORAL_METHODS), default=TEMPORAL_METHODS[0], show_default=True,
+              help="Temporal method (see `filmcolor run --help`).")
+@click.option("--upsample", type=click.Choice(UPSAMPLE_METHODS), default=UPSAMPLE_METHODS[0],
+              show_default=True, help="Chroma upsampling (see `filmcolor run --help`).")
 @click.option("--no-scene-detect", is_flag=True, help="Do not detect scene cuts.")
 @click.option("--codec", default="libx264", show_default=True, help="Video encoder.")
 @click.option("--crf", type=click.IntRange(0, 63), default=18, show_default=True)
@@ -239,7 +251,8 @@ def _str_list(ctx: click.Context, param: click.Parameter, value: str | None) -> 
 def preview_cmd(input: str, start: str | None, end: str | None, frames: str | None,
                 output: str | None, side_by_side: bool, sheet: int, render_size: list[int],
                 model: list[str], vividness: list[float], weights: str | None, device: str,
-                batch_size: int, smoothing: float, no_scene_detect: bool, codec: str, crf: int,
+                batch_size: int, smoothing: float, temporal: str, upsample: str,
+                no_scene_detect: bool, codec: str, crf: int,
                 preset: str, overwrite: bool, quiet: bool) -> None:
     """Colour a few seconds of INPUT, anywhere in the film, as the full run would colour them."""
     from filmcolor.config import RunConfig
@@ -250,7 +263,7 @@ def preview_cmd(input: str, start: str | None, end: str | None, frames: str | No
         weights=weights, device=device, batch_size=batch_size,
         render_size=render_size[0] if len(render_size) == 1 else None,
         vividness=vividness[0] if len(vividness) == 1 else None, smoothing=smoothing,
-        scene_detect=not no_scene_detect, codec=codec, crf=crf, preset=preset, quiet=quiet,
+        temporal=temporal, upsample=upsample, scene_detect=not no_scene_detect, codec=codec, crf=crf, preset=preset, quiet=quiet,
     )
     req = PreviewRequest(
         start=start, end=end, frames=frames, output=output, side_by_side=side_by_side,

@@ -10,6 +10,12 @@ from filmcolor.errors import ConfigError
 
 StrPath = str | os.PathLike[str]
 
+TEMPORAL_METHODS: tuple[str, ...] = ("flow", "window")
+"""``--temporal`` values (first = default); the stages live in :mod:`filmcolor.temporal.chain`."""
+
+UPSAMPLE_METHODS: tuple[str, ...] = ("bilateral", "bilinear")
+"""``--upsample`` values (first = default); see :mod:`filmcolor.infer.upsample`."""
+
 VIDEO_SUFFIX: str = ".mp4"
 """Container of the default output for a video input."""
 
@@ -29,6 +35,8 @@ class RunConfig:
         render_size: short side the model sees (None = the model's default).
         vividness: chroma gain 0..4 (None = the model's default; 1 = the colours as predicted).
         smoothing: temporal chroma smoothing strength 0..1 (0 = off).
+        temporal: ``flow`` (window + flow-guided colour hold, the default) or ``window``.
+        upsample: chroma upsampling, ``bilateral`` (edge-aware, the default) or ``bilinear``.
         scene_detect: detect scene cuts (smoothing never crosses one).
         codec, crf, preset: video encoder settings (crf/preset where the codec has them).
         quiet: no progress bar.
@@ -48,6 +56,8 @@ class RunConfig:
     render_size: int | None = None
     vividness: float | None = None
     smoothing: float = 0.5
+    temporal: str = "flow"
+    upsample: str = "bilateral"
     scene_detect: bool = True
     codec: str = "libx264"
     crf: int = 18
@@ -67,6 +77,14 @@ class RunConfig:
             raise ConfigError(f"--vividness must be in 0..4 (got {self.vividness})")
         if not 0.0 <= self.smoothing <= 1.0:
             raise ConfigError(f"--smoothing must be in 0..1 (got {self.smoothing})")
+        if self.temporal not in TEMPORAL_METHODS:
+            raise ConfigError(
+                f"--temporal must be one of {', '.join(TEMPORAL_METHODS)} (got {self.temporal!r})"
+            )
+        if self.upsample not in UPSAMPLE_METHODS:
+            raise ConfigError(
+                f"--upsample must be one of {', '.join(UPSAMPLE_METHODS)} (got {self.upsample!r})"
+            )
         if self.chunk_frames < 1:
             raise ConfigError(f"--chunk-frames must be >= 1 (got {self.chunk_frames})")
         if not 0 <= self.crf <= 63:
@@ -74,8 +92,8 @@ class RunConfig:
 
     def pixel_settings(self) -> dict:
         """The settings that change output pixels (for job manifests and previews)."""
-        keep = ("model", "render_size", "vividness", "smoothing", "scene_detect", "codec", "crf",
-                "preset")
+        keep = ("model", "render_size", "vividness", "smoothing", "temporal", "upsample",
+                "scene_detect", "codec", "crf", "preset")
         return {f.name: getattr(self, f.name) for f in fields(self) if f.name in keep}
 
 

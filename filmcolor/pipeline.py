@@ -3,8 +3,8 @@
     frames = decode(src)                     # bounded background thread
     frames = scenecut.annotate(frames)       # marks frame.scene_start
     frames = colorizer(frames)               # batched model -> frame.ab
-    frames = smoother(frames)                # a/b over time, never across a cut
-    frames = merge_video(frames)             # Cb/Cr for the source's own luma plane
+    frames = temporal(frames)                # a/b over time (window + flow hold), never across a cut
+    frames = VideoMerger(upsample)(frames)   # Cb/Cr for the source's own luma plane (edge-aware)
     encode(frames, tmp_video, info)          # the sink pulls everything through
     run_remux(...)                           # original audio/subtitles copied
 
@@ -51,14 +51,20 @@ class RunSummary:
         return f"{self.frames} frames in {self.seconds:.1f} s ({self.fps:.2f} fps) -> {self.output}"
 
 
-def build_colorizer(cfg: RunConfig):  # -> Colorizer (lazy torch import keeps the CLI fast)
-    """Model + device + batching from the run settings."""
+def build_colorizer(cfg: RunConfig, footage: bool = True):  # -> Colorizer (lazy torch import)
+    """Model + device + batching from the run settings.
+
+    Args:
+        cfg: the run settings.
+        footage: colouring a film (its default vividness; see :class:`Colorizer`), not stills.
+    """
     from filmcolor.infer.colorize import Colorizer
     from filmcolor.models import create_model
     from filmcolor.models.registry import DEFAULT_MODEL
 
     model = create_model(cfg.model or DEFAULT_MODEL, weights=cfg.weights)
-    return Colorizer(model, cfg.device, cfg.batch_size, cfg.render_size, vividness=cfg.vividness)
+    return Colorizer(model, cfg.device, cfg.batch_size, cfg.render_size, vividness=cfg.vividness,
+                     footage=footage)
 
 
 def temp_path(final: Path, tag: str = "tmp") -> Path:
@@ -169,7 +175,7 @@ def video_stages(
     cuts: Collection[int] | None = None,
     colour_from: int = 0,
 ) -> Iterator[Frame]:
-    """decode output -> scene cuts -> model -> smoothing -> merge (shared by jobs and previews).
+    """decode output -> scene cuts -> model -> temporal -> merge (shared by jobs and previews).
 
     Args:
         frames: decoded frames (a whole film, a chunk with its context, or a preview range).
@@ -181,9 +187,9 @@ def video_stages(
         colour_from: frames before this index only go through the scene-cut stage (a preview's
             look-back warms the detector up; colouring it would be wasted work).
     """
-    from filmcolor.infer.merge import merge_video
+    from filmcolor.infer.merge import VideoMerger
+    from filmcolor.temporal.chain import build_temporal
     from filmcolor.temporal.scenecut import SceneCutDetector
-    from filmcolor.temporal.smoothing import ChromaSmoother
 
     if cuts is not None:
         frames = mark_cuts(frames, cuts)
@@ -192,9 +198,8 @@ def video_stages(
     if colour_from > 0:
         frames = _from_index(frames, colour_from)
     frames = colorizer(frames)
-    if cfg.smoothing > 0:
-        frames = ChromaSmoother.from_strength(cfg.smoothing)(frames)
-    return merge_video(frames)
+    frames = build_temporal(cfg.smoothing, cfg.temporal)(frames)
+    return VideoMerger(cfg.upsample)(frames)
 
 
 def colorize_video(cfg: RunConfig, src: Path, out: Path, info) -> RunSummary:
@@ -244,7 +249,7 @@ def colorize_images(cfg: RunConfig, pairs: list[tuple[Path, Path]], colorizer=No
     from filmcolor.infer.merge import merge_rgb
     from filmcolor.io.decode import decode_image
 
-    colorizer = colorizer or build_colorizer(cfg)
+    colorizer = colorizer or build_colorizer(cfg, footage=False)
     t0 = time.perf_counter()
     progress = Progress(len(pairs), enabled=not cfg.quiet and len(pairs) > 1, desc="images")
     skipped: list[Path] = []
@@ -261,7 +266,7 @@ def colorize_images(cfg: RunConfig, pairs: list[tuple[Path, Path]], colorizer=No
                 continue
             frame = colorizer.colorize_batch([image])[0]
             with atomic_output(dst) as tmp:
-                _write_image(tmp, merge_rgb(frame))
+                _write_image(tmp, merge_rgb(frame, cfg.upsample))
     progress.close()
     out = pairs[0][1] if len(pairs) == 1 else pairs[0][1].parent
     return RunSummary(out, len(pairs) - len(skipped), time.perf_counter() - t0, tuple(skipped))
@@ -289,7 +294,7 @@ def run(cfg: RunConfig) -> RunSummary:
                 f"{len(existing)} output image(s) exist in {out_dir}, e.g. {existing[0].name} "
                 "(use --overwrite to replace them)"
             )
-        colorizer = build_colorizer(cfg)  # a model or weights error leaves no empty folder
+        colorizer = build_colorizer(cfg, footage=False)  # a bad model leaves no empty folder
         try:
             out_dir.mkdir(exist_ok=True)
         except OSError as exc:

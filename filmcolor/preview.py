@@ -13,8 +13,9 @@ the same frames of a full run with the same settings:
   a frame of its slot, one frame per slot, no slot missing. Where it does not hold (a
   variable-frame-rate source, average rate != base rate) the preview decodes from the first
   frame and counts: always right, but its cost grows with the position.
-* **Warm-up.** ``R`` frames (the smoother's radius) before and after the range are decoded and
-  coloured, rounded out to whole model batches, which are aligned to absolute frame indices
+* **Warm-up.** The temporal stages' context (the window's radius after the range; the colour
+  hold's restart period plus that radius before it, see :mod:`filmcolor.temporal.hold`) is
+  decoded and coloured around the range, rounded out to whole model batches, which are aligned to absolute frame indices
   (see ``Colorizer.__call__``). After them, the scene-cut detector's ``lookahead`` frames are
   decoded and scanned (not coloured), so the cuts inside the smoother's window are decided on
   the same frames as in the full run.
@@ -260,14 +261,16 @@ def preview_frames(
     """The finished frames of ``rng``, equal to the same frames of a full run (see module doc)."""
     from filmcolor.io.decode import decode
     from filmcolor.pipeline import video_stages
-    from filmcolor.temporal.smoothing import ChromaSmoother
+    from filmcolor.temporal.chain import build_temporal
 
     timing = timing or _timing(src)
-    radius = ChromaSmoother.from_strength(cfg.smoothing).context if cfg.smoothing > 0 else 0
+    chain = build_temporal(cfg.smoothing, cfg.temporal)
+    before, after = chain.context_before, chain.context_after
     batch = colorizer.batch_size
-    # Coloured: the range, the smoother's radius either side, out to whole aligned batches.
-    colour_from = max(0, (rng.start - radius) // batch * batch)
-    colour_to = min(total, -(-(rng.end + radius) // batch) * batch)
+    # Coloured: the range, the temporal stages' context either side (the colour hold looks
+    # further back than the window looks ahead), out to whole aligned batches.
+    colour_from = max(0, (rng.start - before) // batch * batch)
+    colour_to = min(total, -(-(rng.end + after) // batch) * batch)
     ds, de = colour_from, colour_to
     if cfg.scene_detect:
         ds = warmup_start(colour_from)

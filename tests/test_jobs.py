@@ -21,7 +21,7 @@ import pytest
 from filmcolor.__main__ import main
 from filmcolor.jobs import chunked
 from filmcolor.jobs.manifest import JobManifest, job_lock
-from tests.media import Clip
+from tests.media import Clip, make_clip
 
 TINY = ["--model", "tiny", "-q", "--chunk-frames", "12"]
 EXACT = [*TINY, "--codec", "ffv1"]
@@ -62,9 +62,15 @@ def test_plan_chunks_start_on_cuts_with_context() -> None:
     assert [(c.start, c.end) for c in chunks] == [
         (0, 12), (12, 16), (16, 28), (28, 32), (32, 44), (44, 48)
     ]
-    # Decode ranges: 4 frames of context each side, rounded out to whole batches of 8.
+    # Decode ranges: 4 frames of context on a side inside a shot, none on a side that is a cut
+    # (nothing crosses a cut), rounded out to whole batches of 8.
     assert [(c.decode_start, c.decode_end) for c in chunks] == [
-        (0, 16), (8, 24), (8, 32), (24, 40), (24, 48), (40, 48)
+        (0, 16), (8, 16), (16, 32), (24, 32), (32, 48), (40, 48)
+    ]
+    # The colour hold looks further back than the window looks ahead: (before, after).
+    lopsided = chunked.plan_chunks(48, [0, 16, 32], chunk_frames=12, context=(10, 2), batch=1)
+    assert [(c.decode_start, c.decode_end) for c in lopsided] == [
+        (0, 14), (2, 16), (16, 30), (18, 32), (32, 46), (34, 48)
     ]
     # Whole shots are packed together while they fit.
     packed = chunked.plan_chunks(100, [0, 10, 20, 70], chunk_frames=30, context=0, batch=1)
@@ -82,7 +88,7 @@ def test_chunks_equal_whole_run(clip_ntsc: Clip) -> None:
     whole = list(video_stages(decode(clip_ntsc.path), cfg, colorizer))
     pts, cuts = chunked.planning_pass(clip_ntsc.path, cfg, quiet=True)
     assert cuts == [0, *clip_ntsc.cuts]
-    plan = chunked.plan_chunks(len(pts), cuts, 7, 4, cfg.batch_size)
+    plan = chunked.plan_chunks(len(pts), cuts, 7, chunked.temporal_context(cfg), cfg.batch_size)
     parts = []
     for c in plan:
         c.seek_pts = pts[c.decode_start]
@@ -91,6 +97,41 @@ def test_chunks_equal_whole_run(clip_ntsc: Clip) -> None:
     for a, b in zip(whole, parts, strict=True):
         assert a.pts == b.pts and a.scene_start == b.scene_start
         assert np.array_equal(a.extra["cbcr"], b.extra["cbcr"])
+
+
+def test_chunks_equal_whole_run_in_a_long_shot(media_dir: Path) -> None:
+    """A shot longer than the colour hold's restart period, split into chunks that start inside
+    it (across both recursions' restarts): still bit-identical to one pass (#13)."""
+    from filmcolor.config import RunConfig
+    from filmcolor.io.decode import decode
+    from filmcolor.pipeline import build_colorizer, video_stages
+    from filmcolor.temporal.hold import DEFAULT_PERIOD
+
+    clip = make_clip(media_dir / "long_shot.mp4", n_frames=130, cuts=(110,), audio=False)
+    cfg = RunConfig(input=clip.path, model="tiny", batch_size=4)
+    colorizer = build_colorizer(cfg)
+    # The cut list is given (as a planning pass stores it): one 110-frame shot, then another.
+    cuts = [0, 110]
+    whole = list(video_stages(decode(clip.path), cfg, colorizer, cuts=cuts))
+    pts = [f.pts for f in decode(clip.path)]
+    before, after = chunked.temporal_context(cfg)
+    assert before > DEFAULT_PERIOD and after == 4
+    plan = chunked.plan_chunks(len(pts), cuts, 30, (before, after), cfg.batch_size)
+    assert [c.start for c in plan] == [0, 30, 60, 90, 110]
+    parts = []
+    for c in plan:
+        c.seek_pts = pts[c.decode_start]
+        parts += list(chunked.chunk_frames(clip.path, c, cuts, cfg, colorizer))
+    assert [f.index for f in parts] == list(range(130))
+    for a, b in zip(whole, parts, strict=True):
+        assert np.array_equal(a.extra["cbcr"], b.extra["cbcr"]), a.index
+    # The look-back matters: the same chunks with only the window's context differ somewhere.
+    short = chunked.plan_chunks(len(pts), cuts, 30, (after, after), cfg.batch_size)
+    frames = []
+    for c in short:
+        c.seek_pts = pts[c.decode_start]
+        frames += list(chunked.chunk_frames(clip.path, c, cuts, cfg, colorizer))
+    assert any(not np.array_equal(a.extra["cbcr"], b.extra["cbcr"]) for a, b in zip(whole, frames))
 
 
 @pytest.mark.parametrize("point", ["planning:20", "chunk:18", "done:2", "join:30"])
@@ -161,6 +202,15 @@ def test_interrupt_status_settings_change_and_restart(
     assert run_cli(clip_ntsc.path, "-o", out, *TINY, "--vividness", "1.5") == 7
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "vividness default -> 1.5" in err[0]
+
+    # The temporal method and the upsampling change pixels too (#13).
+    assert run_cli(clip_ntsc.path, "-o", out, *TINY, "--temporal", "window") == 7
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "temporal 'flow' -> 'window'" in err[0]
+    assert run_cli(clip_ntsc.path, "-o", out, *TINY, "--upsample", "bilinear") == 7
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "upsample 'bilateral' -> 'bilinear'" in err[0]
+    assert JobManifest.load(job).chunks_done == 2
 
     assert run_cli(clip_ntsc.path, "-o", out, *TINY, "--smoothing", "1", "--restart") == 0
     assert out.is_file() and not job.exists()

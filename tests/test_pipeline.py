@@ -322,11 +322,11 @@ def test_failure_mid_run_leaves_nothing(clip_ntsc: Clip, tmp_path: Path, monkeyp
     real = merge.chroma_planes
     calls = {"n": 0}
 
-    def failing(frame, size=None):
+    def failing(frame, size=None, upsample="bilateral"):
         calls["n"] += 1
         if calls["n"] > 20:
             raise KeyboardInterrupt
-        return real(frame, size)
+        return real(frame, size, upsample)
 
     monkeypatch.setattr(merge, "chroma_planes", failing)
     out = tmp_path / "o.mp4"

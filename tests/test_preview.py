@@ -24,7 +24,8 @@ from filmcolor.preview import (
     resolve_range,
     sheet_indices,
 )
-from filmcolor.temporal.scenecut import SceneCutParams
+from filmcolor.temporal.chain import build_temporal
+from filmcolor.temporal.scenecut import SceneCutParams, warmup_start
 from tests.media import Clip, film_frame, luma_codes, make_clip
 
 NTSC = Fraction(24000, 1001)
@@ -306,9 +307,13 @@ def test_mkv_rounded_timestamps_preview_seeks(
     rng = FrameRange(220, 232)
     got = list(preview_frames(cfg, clip_mkv.path, rng, 240, colorizer))
     _assert_equal_to_whole(got, whole, rng)
-    # Decoded from the keyframe before the scene-cut warm-up (frame 144; x264 puts keyframes
-    # at most 24 frames apart), not from frame 0.
-    assert len(counts) == 1 and 240 - 144 <= counts[0] <= 240 - 144 + 24
+    # Decoded from the keyframe before the scene-cut warm-up of the first coloured frame (the
+    # temporal stages' look-back before the range, out to a batch; x264 puts keyframes at most
+    # 24 frames apart), not from frame 0.
+    before = build_temporal(cfg.smoothing, cfg.temporal).context_before
+    first = warmup_start((220 - before) // colorizer.batch_size * colorizer.batch_size)
+    assert first > 0
+    assert len(counts) == 1 and 240 - first <= counts[0] <= 240 - first + 24
 
 
 def test_timestamps_off_the_frame_grid_do_not_seek(clip_vfr: Clip) -> None:
@@ -343,9 +348,12 @@ def test_preview_model_sweep_compares_models_in_one_sheet(clip_ntsc: Clip, tmp_p
     assert np.abs(tiny[..., 0] - default[..., 0]).mean() < 2
 
 
-def test_preview_colours_only_what_the_smoother_needs(clip_long: Clip, long_whole_run) -> None:
-    # Coloured: the range, the smoother's radius (4) either side, out to aligned batches of 8.
-    # The scene-cut look-back before and lookahead after are decoded and scanned only (#4).
+def test_preview_colours_only_what_the_temporal_stages_need(
+    clip_long: Clip, long_whole_run
+) -> None:
+    # Coloured: the range, the temporal stages' context (52 before: the colour hold's period
+    # and the window's radius; 4 after), out to aligned batches of 8. The scene-cut look-back
+    # before and lookahead after are decoded and scanned only (#4).
     cfg, colorizer, whole = long_whole_run
     coloured: list[int] = []
 
@@ -358,4 +366,6 @@ def test_preview_colours_only_what_the_smoother_needs(clip_long: Clip, long_whol
     rng = FrameRange(160, 172)  # 172 + 4 = 176 is a batch edge: 176-177 are lookahead only
     got = list(preview_frames(cfg, clip_long.path, rng, clip_long.n_frames, Spy()))
     _assert_equal_to_whole(got, whole, rng)
-    assert coloured == list(range(152, 176))
+    chain = build_temporal(cfg.smoothing, cfg.temporal)
+    assert (chain.context_before, chain.context_after) == (52, 4)
+    assert coloured == list(range((160 - 52) // 8 * 8, 176))

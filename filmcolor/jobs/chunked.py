@@ -11,8 +11,11 @@ nothing a frame's colour depends on is carried across chunks:
 
 * scene cuts come from the planning pass (stored in the manifest), never from a detector
   restarted at the chunk's first frame, whose history would differ;
-* the smoother's output at frame ``t`` depends only on frames ``[t-R, t+R]`` of its shot, so each
-  chunk decodes and colours ``R`` frames of warm-up context on both sides (not written);
+* the temporal stages' output at frame ``t`` depends only on frames ``[t-B, t+R]`` of its shot
+  (``R``: the window's radius; ``B``: the colour hold's restart period plus ``R``, see
+  :mod:`filmcolor.temporal.hold`), so a chunk that starts or ends inside a shot decodes and
+  colours that much warm-up context before and after it (not written); a chunk edge on a cut
+  needs none;
 * model batches are aligned to absolute frame indices (see ``Colorizer.__call__``), and the
   context is rounded out to whole batches, so every frame shares its forward pass with the same
   frames as in a whole run;
@@ -213,19 +216,25 @@ def load_config(job_dir: Path, quiet: bool = False) -> RunConfig:
 
 # -- planning ---------------------------------------------------------------------------------
 def plan_chunks(
-    total: int, cuts: list[int], chunk_frames: int, context: int, batch: int
+    total: int,
+    cuts: list[int],
+    chunk_frames: int,
+    context: int | tuple[int, int],
+    batch: int,
 ) -> list[Chunk]:
     """Split ``total`` frames into chunks at cuts where possible, none longer than ``chunk_frames``.
 
     Whole shots are packed into a chunk while they fit; a shot longer than ``chunk_frames`` is
-    split into pieces. Each chunk's decode range adds ``context`` frames on both sides, rounded
-    out to multiples of ``batch`` (see the module docstring).
+    split into pieces. A chunk edge inside a shot adds the temporal context on that side (none
+    is needed at a cut or the film's ends: nothing crosses a cut); the decode range is then
+    rounded out to multiples of ``batch`` (see the module docstring).
 
     Args:
         total: frames in the film.
         cuts: shot starts (``0`` may be missing; it is implied).
         chunk_frames: most frames written per chunk.
-        context: warm-up frames needed on each side (the smoother's radius).
+        context: warm-up frames needed ``(before, after)`` a chunk edge inside a shot (see
+            :class:`~filmcolor.temporal.chain.TemporalChain`); an int is used on both sides.
         batch: model batch size.
 
     Returns:
@@ -244,10 +253,12 @@ def plan_chunks(
             cur += chunk_frames
     if cur < total:
         ranges.append((cur, total))
+    before, after = context if isinstance(context, tuple) else (context, context)
+    edges = {0, total, *starts}
     chunks = []
     for i, (a, b) in enumerate(ranges):
-        ds = max(0, (a - context) // batch * batch)
-        de = min(total, -(-(b + context) // batch) * batch)
+        ds = max(0, (a - (0 if a in edges else before)) // batch * batch)
+        de = min(total, -(-(b + (0 if b in edges else after)) // batch) * batch)
         chunks.append(Chunk(index=i, start=a, end=b, decode_start=ds, decode_end=de))
     return chunks
 
@@ -278,14 +289,21 @@ def planning_pass(src: Path, cfg: RunConfig, quiet: bool) -> tuple[list[int], li
     return pts, cuts
 
 
-def _plan(manifest: JobManifest, src: Path, cfg: RunConfig, colorizer, job_dir: Path) -> None:
-    from filmcolor.temporal.smoothing import ChromaSmoother
+def temporal_context(cfg: RunConfig) -> tuple[int, int]:
+    """Frames ``(before, after)`` a range inside a shot needs for frames identical to a whole run."""
+    from filmcolor.temporal.chain import build_temporal
 
+    chain = build_temporal(cfg.smoothing, cfg.temporal)
+    return chain.context_before, chain.context_after
+
+
+def _plan(manifest: JobManifest, src: Path, cfg: RunConfig, colorizer, job_dir: Path) -> None:
     pts, cuts = planning_pass(src, cfg, cfg.quiet)
     if not pts:
         raise JobStateError(f"no frames could be decoded from {src}")
-    context = ChromaSmoother.from_strength(cfg.smoothing).context if cfg.smoothing > 0 else 0
-    chunks = plan_chunks(len(pts), cuts, cfg.chunk_frames, context, colorizer.batch_size)
+    chunks = plan_chunks(
+        len(pts), cuts, cfg.chunk_frames, temporal_context(cfg), colorizer.batch_size
+    )
     # Seeking needs real, increasing timestamps; otherwise chunks decode from the first frame.
     seekable = all(p >= 0 for p in pts) and all(b > a for a, b in itertools.pairwise(pts))
     for c in chunks:
