@@ -174,3 +174,31 @@ def test_out_of_memory_halves_the_batch_and_colours_every_frame(caplog) -> None:
     col.model.predict_ab = lambda x: (_ for _ in ()).throw(RuntimeError("shape mismatch"))
     with pytest.raises(RuntimeError, match="shape mismatch"):
         col.colorize_batch(_frames(2))
+
+
+def test_films_get_the_models_footage_vividness() -> None:
+    """Films are coloured at the model's footage vividness unless one is asked for (#13);
+    photos keep the vividness stored with the weights; models without one are unaffected."""
+    from filmcolor.infer.colorize import Colorizer
+    from filmcolor.models.effunet import FOOTAGE_VIVIDNESS
+
+    photo = Colorizer(create_model("filmcolor-lite0", pretrained=False), "cpu", 2, 64)
+    film = Colorizer(create_model("filmcolor-lite0", pretrained=False), "cpu", 2, 64, footage=True)
+    asked = Colorizer(create_model("filmcolor-lite0", pretrained=False), "cpu", 2, 64,
+                      vividness=1.25, footage=True)
+    assert FOOTAGE_VIVIDNESS < 1.0
+    assert film.vividness == pytest.approx(FOOTAGE_VIVIDNESS) and asked.vividness == 1.25
+    assert photo.vividness == 1.0  # the random-init model's stored default
+    tiny = Colorizer(create_model("tiny"), "cpu", 2, 64, footage=True)
+    assert tiny.vividness == 1.0
+    # The same weights at the footage vividness: every pixel's chroma scaled alike (below 1 the
+    # gain is uniform), so the hue never changes.
+    torch.manual_seed(0)
+    lightness = torch.rand(1, 1, 64, 64) * 100
+    torch.manual_seed(1)
+    a = Colorizer(create_model("filmcolor-lite0", pretrained=False), "cpu", 1, 64,
+                  vividness=1.0).predict(lightness)
+    torch.manual_seed(1)
+    b = Colorizer(create_model("filmcolor-lite0", pretrained=False), "cpu", 1, 64,
+                  footage=True).predict(lightness)
+    assert torch.allclose(b, a * FOOTAGE_VIVIDNESS, atol=1e-4)

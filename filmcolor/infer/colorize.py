@@ -55,7 +55,7 @@ class RenderGeometry:
         h, w = shape
         if square:
             # DeOldify-style models were trained on stretched squares; their output is resized back.
-            s = max(stride, int(round(render_size / stride)) * stride)
+            s = max(stride, round(render_size / stride) * stride)
             return RenderGeometry((s, s), (s, s))
         scale = render_size / min(h, w)
         rh, rw = max(1, round(h * scale)), max(1, round(w * scale))
@@ -76,6 +76,11 @@ class Colorizer:
             models that predict a distribution over colours (filmcolor's own) the gain applies
             where the hue is certain, so unsure areas stay muted rather than turning a vivid
             wrong colour; other models' chroma is scaled uniformly.
+        footage: the frames are a film's, not photos: without an explicit ``vividness`` the
+            model's footage default (``cfg.extra["footage_vividness"]``) applies where it has
+            one. Measured on footage turned grey, the photo default painted muted scenes with
+            colour they did not have, further from the truth than grey (#13; README, "Colour on
+            footage").
     """
 
     def __init__(
@@ -86,20 +91,21 @@ class Colorizer:
         render_size: int | None = None,
         half: bool | None = None,
         vividness: float | None = None,
+        footage: bool = False,
     ) -> None:
         self.device = device if isinstance(device, torch.device) else resolve_device(device)
         self.half = (self.device.type == "cuda") if half is None else half
         self.batch_size = max(1, int(batch_size))
         self.render_size = int(render_size or model.cfg.render_size)
         self.cfg = model.cfg
-        self.chroma_scale = 1.0  # applied to the output of models without a colour distribution
         gain = getattr(getattr(model, "bins", None), "chroma_gain", None)
+        self._model_gain = float(gain) if gain is not None else None
+        self.chroma_scale = 1.0  # applied to the output of models without a colour distribution
+        self.model = model
+        if vividness is None and footage:
+            vividness = model.cfg.extra.get("footage_vividness")
         if vividness is not None:
-            if gain is not None:
-                gain.fill_(float(vividness))
-            else:
-                self.chroma_scale = float(vividness)
-        self.vividness = float(gain) if gain is not None else self.chroma_scale
+            self.set_vividness(vividness)
         model = model.eval()
         # The Colorizer owns the model from here: BatchNorm is folded into the convolutions
         # (inference only), which cuts the CPU time of EfficientNet-Lite0 by about a third.
@@ -111,6 +117,25 @@ class Colorizer:
         if self.half:
             model = model.half()
         self.model = model
+
+    @property
+    def model_vividness(self) -> float | None:
+        """The vividness stored with the model's weights (None for models without one)."""
+        return self._model_gain
+
+    @property
+    def vividness(self) -> float:
+        """The chroma gain in use (1 = the colours as predicted)."""
+        gain = getattr(getattr(self.model, "bins", None), "chroma_gain", None)
+        return float(gain) if gain is not None else self.chroma_scale
+
+    def set_vividness(self, vividness: float) -> None:
+        """Change the chroma gain for the frames coloured from now on (see the class doc)."""
+        gain = getattr(getattr(self.model, "bins", None), "chroma_gain", None)
+        if gain is not None:
+            gain.fill_(float(vividness))
+        else:
+            self.chroma_scale = float(vividness)
 
     def geometry(self, shape: tuple[int, int]) -> RenderGeometry:
         """Render geometry for frames of ``shape``."""

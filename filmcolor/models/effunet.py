@@ -121,6 +121,10 @@ class EffUNet(ChromaModel):
         return self.bins.decode(self(lightness))
 
 
+FOOTAGE_VIVIDNESS: float = 0.7
+"""filmcolor-lite0's default vividness for films (photos keep the 1.5 stored with the weights)."""
+
+
 @register_model(
     ModelCfg(
         name="filmcolor-lite0",
@@ -128,6 +132,9 @@ class EffUNet(ChromaModel):
         render_size=256,
         stride=32,
         weights="filmcolor-lite0.pt",
+        # Films are coloured paler than photos by default (see Colorizer's ``footage``): chosen
+        # on the colour clips turned grey, README "Colour on footage" (#13).
+        extra={"footage_vividness": FOOTAGE_VIVIDNESS},
     )
 )
 def filmcolor_lite0(pretrained_encoder: bool = False, **kwargs: object) -> EffUNet:
