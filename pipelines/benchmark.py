@@ -7,12 +7,17 @@
 Prints: end-to-end fps of ``filmcolor`` (default model, default settings, exactly the path of
 ``filmcolor clip.mp4``: model load, planning pass, chunked job, remux, check); the same clip
 transcoded by ``ffmpeg -c:v libx264`` at the same preset/crf in the same run and the ratio of the
-two; the per-stage time split of a single pass (decode / scene cuts / model / smoothing / merge /
+two; the per-stage time split of a single pass (decode / scene cuts / model / temporal / merge /
 encode / remux; decode runs in a background thread, so only the wait for it counts);
 the model alone in ms per frame at render size 256, batch 8; and the peak RSS of whole runs on a
 20 s and a 120 s clip (each in a fresh process) and their ratio. With ``--jobs``: the wall time
 of a 5 s preview at the start and near the end of a 120 s clip (ratio, target <= 1.5x: previews
 seek) and of a chunked job against a single pass over the same clip (target <= 1.10x).
+Colour figures (#13, skipped with ``--quick``): the end-to-end run with the default colour
+settings against the same run with filmcolor 0.1's (``--temporal window --upsample bilinear``),
+best of two each, alternated (target >= 0.9x); the chroma merge of one 1920x1080 frame with the
+bilateral and the bilinear upsampling (fastest of 9); and the temporal stages per frame at the
+a/b grid of a 640x480 and a 1920x1080 frame.
 Machines are shared and noisy: compare ratios from one run, not absolute numbers across runs.
 """
 
@@ -37,7 +42,7 @@ def make_clip(path: Path, seconds: float, width: int = 640, height: int = 480, s
     import av
 
     rng = np.random.default_rng(seed)
-    n = int(round(seconds * RATE))
+    n = round(seconds * RATE)
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
     with av.open(str(path), "w") as c:
         vs = c.add_stream("libx264", rate=RATE)
@@ -107,14 +112,14 @@ class Timed:
 
 def staged_run(src: Path, out: Path, cfg) -> dict:
     """The pipeline's stages by hand, timing each (self time = own time minus upstream's)."""
-    from filmcolor.infer.merge import merge_video
+    from filmcolor.infer.merge import VideoMerger
     from filmcolor.io.decode import decode
     from filmcolor.io.encode import encode
     from filmcolor.io.probe import probe
     from filmcolor.io.remux import build_remux_args, ffmpeg_exe, run_remux
     from filmcolor.pipeline import build_colorizer
+    from filmcolor.temporal.chain import build_temporal
     from filmcolor.temporal.scenecut import SceneCutDetector
-    from filmcolor.temporal.smoothing import ChromaSmoother
 
     info = probe(src)
     colorizer = build_colorizer(cfg)
@@ -130,8 +135,8 @@ def staged_run(src: Path, out: Path, cfg) -> dict:
     s = iter(Timed(decode(src), "decode", st))
     s = iter(Timed(SceneCutDetector().annotate(s), "scenecut", st))
     s = iter(Timed(colorizer(s), "model", st))
-    s = iter(Timed(ChromaSmoother.from_strength(cfg.smoothing)(s), "smoothing", st))
-    s = iter(Timed(merge_video(s), "merge", st))
+    s = iter(Timed(build_temporal(cfg.smoothing, cfg.temporal)(s), "temporal", st))
+    s = iter(Timed(VideoMerger(cfg.upsample)(s), "merge", st))
     video = out.with_suffix(".video.mp4")
     encode(counted(s), video, info, codec=cfg.codec, crf=cfg.crf, preset=cfg.preset)
     t_enc = time.perf_counter() - t0
@@ -139,7 +144,7 @@ def staged_run(src: Path, out: Path, cfg) -> dict:
     run_remux(build_remux_args(video, src, out, info, ffmpeg=ffmpeg_exe()))
     t_remux = time.perf_counter() - t
     total = time.perf_counter() - t0
-    order = ["decode", "scenecut", "model", "smoothing", "merge"]
+    order = ["decode", "scenecut", "model", "temporal", "merge"]
     self_t = {}
     prev = 0.0
     for k in order:
@@ -170,6 +175,68 @@ def model_ms_per_frame(size: int = 256, batch: int = 8, reps: int = 7) -> float:
         col.predict(x)
         times.append(time.perf_counter() - t)
     return min(times) / batch * 1000
+
+
+def _test_frame(width: int, height: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A grey frame with texture and a sharp-edged disc, and model-like a/b at render 256/4."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    luma = 0.5 + 0.25 * np.sin(xx * 0.013 + yy * 0.021)
+    disc = ((xx - width * 0.4) ** 2 + (yy - height * 0.5) ** 2) < (height * 0.2) ** 2
+    luma = np.where(disc, 0.85, luma) + 0.02 * rng.standard_normal(luma.shape)
+    h = 64
+    w = round(width * h / height)
+    ab = np.stack([cv2.GaussianBlur(rng.standard_normal((h, w)).astype(np.float32), (0, 0), 4)
+                   for _ in "ab"]) * 60
+    return np.clip(luma, 0, 1).astype(np.float32), ab.astype(np.float32)
+
+
+def colour_figures(clip: Path, tdp: Path) -> dict:
+    """Cost of the #13 colour work: end to end against 0.1's settings, the 1080p merge with each
+    upsampling, and the temporal stages per frame (see the module docstring)."""
+    import cv2
+
+    import filmcolor
+    from filmcolor.frames import Frame
+    from filmcolor.infer.merge import chroma_planes
+    from filmcolor.temporal.chain import build_temporal
+
+    res: dict = {}
+    best = {"default": float("inf"), "v0.1": float("inf")}
+    for _ in range(2):
+        for name, kw in (("v0.1", {"temporal": "window", "upsample": "bilinear"}), ("default", {})):
+            t = time.perf_counter()
+            filmcolor.colorize(clip, tdp / f"colour-{name}.mp4", quiet=True, overwrite=True, **kw)
+            best[name] = min(best[name], time.perf_counter() - t)
+    res["end_to_end_default_s"], res["end_to_end_v01_s"] = best["default"], best["v0.1"]
+    res["speed_vs_v01"] = best["v0.1"] / best["default"]
+    luma, ab = _test_frame(1920, 1080)
+    fr = Frame(index=0, luma=luma, ab=ab)
+    for up in ("bilateral", "bilinear"):
+        chroma_planes(fr, upsample=up)
+        times = []
+        for _ in range(9):
+            t = time.perf_counter()
+            chroma_planes(fr, upsample=up)
+            times.append(time.perf_counter() - t)
+        res[f"merge_1080p_{up}_ms"] = 1000 * min(times)
+    for label, (wd, ht) in (("480p", (640, 480)), ("1080p", (1920, 1080))):
+        base, _ = _test_frame(wd, ht)
+        frames = []
+        for i in range(32):
+            _, a = _test_frame(64, 48, seed=i)  # only its a/b: the model's grid for this frame
+            a = np.stack([cv2.resize(p, (round(wd * 64 / ht), 64)) for p in a])
+            frames.append(Frame(index=i, luma=np.roll(base, 4 * i, axis=1), ab=a,
+                                scene_start=i == 0))
+        for method in ("window", "flow"):
+            copies = [Frame(index=f.index, luma=f.luma, ab=f.ab.copy(), scene_start=f.scene_start)
+                      for f in frames]
+            t = time.perf_counter()
+            n = sum(1 for _ in build_temporal(0.5, method)(iter(copies)))
+            res[f"temporal_{method}_{label}_ms"] = 1000 * (time.perf_counter() - t) / n
+    return res
 
 
 def jobs_figures(tdp: Path, seconds: float, model: str | None, chunk_frames: int) -> dict:
@@ -270,6 +337,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"single pass, per stage ({ours['fps']:.2f} fps): "
               + ", ".join(f"{k} {v:.1f} s ({100 * v / tot:.0f}%)" for k, v in ours["stages_s"].items()))
         if not args.quick:
+            cf = colour_figures(clip, tdp)
+            res["colour"] = cf
+            print(f"colour (#13): end to end with the default colour settings {cf['end_to_end_default_s']:.1f} s "
+                  f"vs 0.1's (--temporal window --upsample bilinear) {cf['end_to_end_v01_s']:.1f} s "
+                  f"-> speed {cf['speed_vs_v01']:.2f}x (target >= 0.9x)")
+            print(f"chroma merge of a 1920x1080 frame: bilateral {cf['merge_1080p_bilateral_ms']:.1f} ms, "
+                  f"bilinear {cf['merge_1080p_bilinear_ms']:.1f} ms")
+            print(f"temporal stages per frame: window {cf['temporal_window_480p_ms']:.2f} ms, "
+                  f"window + flow hold {cf['temporal_flow_480p_ms']:.2f} ms (640x480); "
+                  f"{cf['temporal_window_1080p_ms']:.2f} / {cf['temporal_flow_1080p_ms']:.2f} ms (1920x1080)")
             long_clip = tdp / "long.mp4"
             make_clip(long_clip, args.long_seconds, seed=1)
             r20 = peak_rss_mb(clip, tdp / "r20.mp4")

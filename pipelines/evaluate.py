@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 import torch
 
-from filmcolor.color.space import linear_to_srgb, srgb_to_linear
+from filmcolor.color.space import BT601, linear_to_srgb, srgb_to_linear
 from filmcolor.frames import Frame
 from filmcolor.infer.colorize import Colorizer
 from filmcolor.infer.merge import merge_rgb
@@ -133,8 +133,19 @@ def write_sheet(rows: list[np.ndarray], path: Path, width: int) -> None:
     cv2.imwrite(str(path), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
 
 
-def clip_frames(path: Path, max_frames: int, short: int):
-    """Yield (Frame with neutral luma, truth rgb) for the first ``max_frames`` frames, resized."""
+def video_luma(rgb: np.ndarray) -> np.ndarray:
+    """BT.601 luma (0-1) of sRGB uint8 ``rgb``: the Y plane a video carries, which is what a colour
+    clip turned grey keeps (FFmpeg's ``format=gray`` or ``hue=s=0``) and what filmcolor's output
+    keeps bit for bit; the truth is then exactly this luma plus its own chroma."""
+    return (rgb.astype(np.float32) @ np.asarray(BT601, np.float32)) / 255.0
+
+
+def clip_frames(path: Path, max_frames: int, short: int, grey: str = "luma"):
+    """Yield (Frame with the grey input, truth rgb) for the first ``max_frames`` frames, resized.
+
+    ``grey="luma"``: the clip's BT.601 luma (:func:`video_luma`); ``"lightness"``: the grey of
+    the truth's exact CIE lightness (:func:`neutral_luma`, as for photos)."""
+    to_grey = video_luma if grey == "luma" else neutral_luma
     import av
 
     with av.open(str(path)) as c:
@@ -147,52 +158,217 @@ def clip_frames(path: Path, max_frames: int, short: int):
             s = short / min(rgb.shape[:2])
             if s < 1:
                 rgb = cv2.resize(rgb, (round(rgb.shape[1] * s) // 2 * 2, round(rgb.shape[0] * s) // 2 * 2), interpolation=cv2.INTER_AREA)
-            yield Frame(index=i, luma=neutral_luma(rgb), pts=vf.pts, time_base=st.time_base), rgb
+            yield Frame(index=i, luma=to_grey(rgb), pts=vf.pts, time_base=st.time_base), rgb
 
 
-def eval_clips(colorizer: Colorizer, files: list[Path], max_frames: int, short: int, smoothing: float) -> dict:
-    from filmcolor.metrics.video import CDCAccumulator, WarpErrorAccumulator
+CLIP_METRICS = ("ciede2000", "edge", "moving", "flicker", "cdc", "warp", "colorfulness")
+"""Per-clip figures: mean CIEDE2000 over all frames, the same near strong edges, the same where
+the truth moved (ghosting), still-pixel flicker, CDC, warp error and colourfulness."""
+
+MOVED: float = 3.0
+"""A pixel 'moved' when the truth's L, a or b changed by more than this since the last frame."""
+
+
+def video_rgb(frame: Frame, upsample: str) -> np.ndarray:
+    """What the encoder gets for ``frame``, as RGB: the source luma with Cb/Cr at half
+    resolution (4:2:0), brought back to full size as a player does."""
+    from filmcolor.infer.merge import chroma_planes
+    from filmcolor.preview import frame_rgb
+
+    if frame.ab is None:
+        return grey_rgb(frame.luma)
+    frame.extra["cbcr"] = chroma_planes(frame, upsample=upsample)
+    return frame_rgb(frame)
+
+
+def score_clip(outs: list[np.ndarray], truths: list[np.ndarray], guide: list[np.ndarray]) -> dict:
+    """The :data:`CLIP_METRICS` of one coloured clip against its truth (``guide``: grey luma)."""
+    from filmcolor.metrics.image import colorfulness, delta_e_ciede2000, srgb_to_lab
+    from filmcolor.metrics.video import (
+        CDCAccumulator,
+        StillFlickerAccumulator,
+        WarpErrorAccumulator,
+        edge_mask,
+    )
+
+    c, w, fl = CDCAccumulator(), WarpErrorAccumulator(), StillFlickerAccumulator()
+    de, edge, moving, cf = [], [], [], []
+    prev_truth = None
+    for img, truth, g in zip(outs, truths, guide, strict=True):
+        c.update(img)
+        w.update(img, guide=g)
+        fl.update(img, guide=grey_rgb(g))
+        lab_t = srgb_to_lab(truth)
+        d = delta_e_ciede2000(srgb_to_lab(img), lab_t)
+        de.append(d.mean())
+        mask = edge_mask(lab_t[..., 0])
+        if mask.any():
+            edge.append((d[mask].sum(), mask.sum()))
+        if prev_truth is not None:
+            moved = np.abs(lab_t - prev_truth).max(-1) > MOVED
+            if moved.any():
+                moving.append((d[moved].sum(), moved.sum()))
+        prev_truth = lab_t
+        cf.append(colorfulness(img))
+
+    def pooled(parts: list) -> float:
+        return float(sum(p[0] for p in parts) / sum(p[1] for p in parts)) if parts else float("nan")
+
+    return {"ciede2000": float(np.mean(de)), "edge": pooled(edge), "moving": pooled(moving),
+            "flicker": fl.result(), "cdc": c.result(), "warp": w.result(),
+            "colorfulness": float(np.mean(cf))}
+
+
+def clip_variants(args: argparse.Namespace) -> dict[str, dict]:
+    """The coloured variants of each clip: ``--variant NAME:key=value,...`` or the defaults."""
+    from filmcolor.infer.upsample import DEFAULT_UPSAMPLER
+    from filmcolor.temporal.chain import DEFAULT_TEMPORAL
+
+    base = {"vividness": None, "temperature": None, "smoothing": args.smoothing, "temporal": DEFAULT_TEMPORAL,
+            "upsample": DEFAULT_UPSAMPLER, "keep": None, "hold_sigma": None, "period": None, "chroma_tol": None}
+    if not args.variant:
+        return {"ours_raw": {**base, "smoothing": 0.0}, "ours": base}
+    out = {}
+    for spec in args.variant:
+        name, _, rest = spec.partition(":")
+        v = dict(base)
+        for kv in filter(None, rest.split(",")):
+            k, _, val = kv.partition("=")
+            if k not in v:
+                raise SystemExit(f"--variant {spec}: unknown key {k!r} (known: {', '.join(v)})")
+            v[k] = val if k in ("temporal", "upsample") else float(val)
+        out[name] = v
+    return out
+
+
+def footage_vividness(colorizer: Colorizer) -> float:
+    """The vividness a film run uses by default with this model (see ``Colorizer(footage=)``)."""
+    return float(colorizer.cfg.extra.get("footage_vividness", colorizer.vividness))
+
+
+def eval_clips(colorizer: Colorizer, files: list[Path], max_frames: int, short: int,
+               variants: dict[str, dict], grey: str = "luma",
+               default_gain: float | None = None) -> dict:
+    """Colour each clip once per vividness, then run every variant's temporal stages and chroma
+    upsampling on copies of the model's a/b; score truth, grey and each variant per clip.
+
+    A variant without a vividness uses ``default_gain`` (default: the model's footage default,
+    as ``filmcolor film.mp4`` does)."""
+    from filmcolor.temporal.chain import build_temporal
+    from filmcolor.temporal.hold import ColourHold
     from filmcolor.temporal.scenecut import SceneCutDetector
-    from filmcolor.temporal.smoothing import ChromaSmoother
 
-    variants = {"truth": None, "grey": None, "ours_raw": 0.0, "ours": smoothing}
-    acc = {k: {"cdc": [], "warp": []} for k in variants}
+    per_clip: dict[str, dict[str, dict]] = {}
+    photo_gain = colorizer.vividness
+    if default_gain is None:
+        default_gain = footage_vividness(colorizer)
+    bins = getattr(colorizer.model, "bins", None)
+    default_temp = float(bins.temperature) if bins is not None else None
     for n, p in enumerate(files):
-        frames = list(clip_frames(p, max_frames, short))
+        frames = list(clip_frames(p, max_frames, short, grey))
         if len(frames) < 5:
             continue
         truths = [t for _, t in frames]
         guide = [f.luma for f, _ in frames]
-        outs = {"truth": truths, "grey": [grey_rgb(g) for g in guide]}
-        for name in ("ours_raw", "ours"):
-            stream = iter([Frame(index=f.index, luma=f.luma, pts=f.pts, time_base=f.time_base) for f, _ in frames])
-            stream = SceneCutDetector().annotate(stream)
-            stream = colorizer(stream)
-            if variants[name]:
-                stream = ChromaSmoother.from_strength(variants[name])(stream)
-            outs[name] = [merge_rgb(f) for f in stream]
-        for name, seq in outs.items():
-            c, w = CDCAccumulator(), WarpErrorAccumulator()
-            for img, g in zip(seq, guide, strict=True):
-                c.update(img)
-                w.update(img, guide=g)
-            acc[name]["cdc"].append(c.result())
-            acc[name]["warp"].append(w.result())
+        scores = {"truth": score_clip(truths, truths, guide),
+                  "grey": score_clip([grey_rgb(g) for g in guide], truths, guide)}
+        raw: dict[tuple, list[Frame]] = {}
+        for name, v in variants.items():
+            gain = default_gain if v["vividness"] is None else v["vividness"]
+            temp = default_temp if v["temperature"] is None else v["temperature"]
+            if (gain, temp) not in raw:
+                colorizer.set_vividness(gain)
+                if bins is not None:
+                    bins.temperature.fill_(temp)
+                stream = iter([Frame(index=f.index, luma=f.luma, pts=f.pts, time_base=f.time_base) for f, _ in frames])
+                raw[gain, temp] = list(colorizer(SceneCutDetector().annotate(stream)))
+            copies = [Frame(index=f.index, luma=f.luma, scene_start=f.scene_start, ab=f.ab.copy()) for f in raw[gain, temp]]
+            chain = build_temporal(v["smoothing"], v["temporal"])
+            if chain.hold is not None and any(v[k] is not None for k in ("keep", "hold_sigma", "period", "chroma_tol")):
+                hold = ColourHold()
+                chain.hold = ColourHold(keep=v["keep"] if v["keep"] is not None else hold.keep,
+                                        luma_sigma=v["hold_sigma"] or hold.luma_sigma,
+                                        period=int(v["period"] or hold.period),
+                                        chroma_tolerance=v["chroma_tol"] or hold.chroma_tolerance)
+            t0 = time.perf_counter()
+            done = list(chain(iter(copies)))
+            t1 = time.perf_counter()
+            outs = [video_rgb(f, v["upsample"]) for f in done]
+            t2 = time.perf_counter()
+            scores[name] = score_clip(outs, truths, guide)
+            # Per frame: the temporal stages, and the chroma merge (upsampling included) plus
+            # the conversion to RGB for scoring.
+            scores[name]["ms_temporal"] = 1000 * (t1 - t0) / len(done)
+            scores[name]["ms_merge"] = 1000 * (t2 - t1) / len(done)
+        colorizer.set_vividness(photo_gain)
+        if bins is not None:
+            bins.temperature.fill_(default_temp)
+        per_clip[p.name] = scores
         logger.info("clip %d/%d %s", n + 1, len(files), p.name)
-    res = {"n": len(acc["truth"]["cdc"]), "max_frames": max_frames, "short_side": short}
-    for name, a in acc.items():
-        res[name] = {"cdc": float(np.mean(a["cdc"])), "warp_error": float(np.mean(a["warp"]))}
-    res["cdc_ratio_vs_truth"] = res["ours"]["cdc"] / res["truth"]["cdc"]
+    res: dict = {"n": len(per_clip), "max_frames": max_frames, "short_side": short, "grey_input": grey,
+                 "default_vividness": default_gain,
+                 "variants": variants, "per_clip": per_clip}
+    for name in ["truth", "grey", *variants]:
+        keys = [*CLIP_METRICS, *(("ms_temporal", "ms_merge") if name in variants else ())]
+        res[name] = {m: float(np.nanmean([c[name][m] for c in per_clip.values()])) for m in keys}
+    def ratio(a: float, b: float) -> float:
+        # A clean synthetic clip has no flicker at all: its ratio is undefined, not a crash.
+        return a / b if b > 0 else float("nan")
+
+    for name in variants:
+        r = res[name]
+        r["ciede2000_ratio_vs_grey"] = ratio(r["ciede2000"], res["grey"]["ciede2000"])
+        r["flicker_ratio_vs_truth"] = ratio(r["flicker"], res["truth"]["flicker"])
+        r["cdc_ratio_vs_truth"] = ratio(r["cdc"], res["truth"]["cdc"])
+        r["colorfulness_ratio_vs_truth"] = ratio(r["colorfulness"], res["truth"]["colorfulness"])
+        per = [ratio(c[name]["flicker"], c["truth"]["flicker"]) for c in per_clip.values()]
+        r["worst_clip_flicker_ratio"] = float(np.nanmax(per)) if not np.isnan(per).all() else float("nan")
+    if "ours" in variants:
+        res["cdc_ratio_vs_truth"] = res["ours"]["cdc_ratio_vs_truth"]
     return res
+
+
+def clip_markdown(cl: dict) -> list[str]:
+    """The clip tables: overall per variant, then per clip for the last variant."""
+    lines = [
+        (f"Clips: {cl['n']} colour clips, first {cl['max_frames']} frames, short side {cl['short_side']} px, "
+        f"turned grey by their {'BT.601 luma plane' if cl['grey_input'] == 'luma' else 'CIE lightness'} "
+        "(each variant as the video output: the source luma, Cb/Cr at half resolution)."),
+        "",
+        "| | CIEDE2000 ↓ (x grey) | edge ↓ | where moved ↓ | still flicker ↓ (x truth) | CDC ↓ (x truth) | warp error ↓ | colourfulness (x truth) | ms/frame temporal, merge |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name in ("truth", "grey", *cl["variants"]):
+        r = cl[name]
+        if name in cl["variants"]:
+            lines.append(
+                f"| {name} | {r['ciede2000']:.2f} ({r['ciede2000_ratio_vs_grey']:.3f}x) | {r['edge']:.2f} | "
+                f"{r['moving']:.2f} | {r['flicker']:.3f} ({r['flicker_ratio_vs_truth']:.2f}x, worst clip "
+                f"{r['worst_clip_flicker_ratio']:.2f}x) | {r['cdc']:.5f} ({r['cdc_ratio_vs_truth']:.2f}x) | "
+                f"{r['warp']:.5f} | {r['colorfulness']:.1f} ({r['colorfulness_ratio_vs_truth']:.2f}x) | "
+                f"{r['ms_temporal']:.2f}, {r['ms_merge']:.2f} |")
+        else:
+            lines.append(
+                f"| {name} | {r['ciede2000']:.2f} | {r['edge']:.2f} | {r['moving']:.2f} | {r['flicker']:.3f} | "
+                f"{r['cdc']:.5f} | {r['warp']:.5f} | {r['colorfulness']:.1f} | |")
+    last = list(cl["variants"])[-1]
+    lines += ["", f"Per clip, `{last}` (CIEDE2000 x grey, still flicker x truth, CDC x truth):", "",
+              "| clip | CIEDE2000 | flicker | CDC |", "|---|---|---|---|"]
+    for clip, c in cl["per_clip"].items():
+        o = c[last]
+        lines.append(f"| {clip} | {o['ciede2000'] / c['grey']['ciede2000']:.2f}x | "
+                     f"{o['flicker'] / c['truth']['flicker']:.2f}x | {o['cdc'] / c['truth']['cdc']:.2f}x |")
+    return lines
 
 
 def bw_sheet(colorizer: Colorizer, files: list[Path], path: Path, per_clip: int = 4) -> None:
     """Original | ours for a few frames of each genuine black-and-white film (no ground truth)."""
     import av
 
+    from filmcolor.temporal.chain import build_temporal
     from filmcolor.temporal.scenecut import SceneCutDetector
-    from filmcolor.temporal.smoothing import ChromaSmoother
 
+    photo_gain = colorizer.vividness
     rows = []
     for p in files:
         if p.suffix.lower() in IMAGE_EXTS:
@@ -210,10 +386,13 @@ def bw_sheet(colorizer: Colorizer, files: list[Path], path: Path, per_clip: int 
                 frames.append(Frame(index=i, luma=vf.to_ndarray(format="gray").astype(np.float32) / 255.0))
                 if i >= max(picks):
                     break
-        stream = ChromaSmoother.from_strength(0.5)(colorizer(SceneCutDetector().annotate(iter(frames))))
+        # A film as `filmcolor film.mp4` colours it: footage vividness, default temporal stages.
+        colorizer.set_vividness(footage_vividness(colorizer))
+        stream = build_temporal(0.5)(colorizer(SceneCutDetector().annotate(iter(frames))))
         for f in stream:
             if f.index in picks:
-                rows.append(np.concatenate([grey_rgb(f.luma), merge_rgb(f)], axis=1))
+                rows.append(np.concatenate([grey_rgb(f.luma), video_rgb(f, "bilateral")], axis=1))
+        colorizer.set_vividness(photo_gain)
     if rows:
         write_sheet(rows, path, width=2 * 384)
 
@@ -240,17 +419,7 @@ def markdown(res: dict, args: argparse.Namespace) -> str:
             )
         lines += ["", f"CIEDE2000 ours/grey: **{ph['ciede2000_ratio_vs_grey']:.3f}x**; PSNR gain over grey: **{ph['psnr_gain_vs_grey']:+.2f} dB**.", ""]
     if "clips" in res:
-        cl = res["clips"]
-        lines += [
-            f"Clips: {cl['n']} colour clips, first {cl['max_frames']} frames, short side {cl['short_side']} px.",
-            "",
-            "| | CDC ↓ | warp error ↓ |",
-            "|---|---|---|",
-        ]
-        for name in ("truth", "grey", "ours_raw", "ours"):
-            label = {"ours_raw": "ours, no smoothing", "ours": f"ours, smoothing {args.smoothing}"}.get(name, name)
-            lines.append(f"| {label} | {cl[name]['cdc']:.5f} | {cl[name]['warp_error']:.5f} |")
-        lines += ["", f"CDC ours/truth: **{cl['cdc_ratio_vs_truth']:.2f}x**.", ""]
+        lines += clip_markdown(res["clips"]) + [""]
     return "\n".join(lines)
 
 
@@ -271,7 +440,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-photos", action="store_true")
     ap.add_argument("--clip-frames", type=int, default=60)
     ap.add_argument("--clip-short", type=int, default=240)
+    ap.add_argument("--clip-grey", choices=("luma", "lightness"), default="luma",
+                    help="how clips are turned grey: their BT.601 luma plane (what a video keeps) "
+                         "or the grey of their exact CIE lightness (as photos)")
     ap.add_argument("--smoothing", type=float, default=0.5)
+    ap.add_argument("--variant", action="append", default=[],
+                    help="a clip variant NAME:key=value,... (keys: vividness, temperature, smoothing, temporal, "
+                         "upsample, keep, hold_sigma, period, chroma_tol); repeatable; default: no smoothing and the defaults")
     ap.add_argument("--bw", type=Path, nargs="*", default=[], help="folders of genuine b&w films/photos for a sheet")
     ap.add_argument("--sheet", type=int, default=12, help="photos in the contact sheet")
     ap.add_argument("--out", type=Path, default=ROOT / "runs/eval")
@@ -306,7 +481,8 @@ def main(argv: list[str] | None = None) -> int:
         files = sorted(p for p in args.clips.iterdir() if p.suffix.lower() in VIDEO_EXTS)
         if args.limit:
             files = files[: args.limit]
-        res["clips"] = eval_clips(colorizer, files, args.clip_frames, args.clip_short, args.smoothing)
+        res["clips"] = eval_clips(colorizer, files, args.clip_frames, args.clip_short,
+                                  clip_variants(args), args.clip_grey, args.chroma_gain)
     bw_files = [p for d in args.bw for p in sorted(d.iterdir()) if p.suffix.lower() in IMAGE_EXTS | VIDEO_EXTS]
     if bw_files:
         bw_sheet(colorizer, bw_files, args.out / "sheet_bw.png")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import csv
 import sys
 from pathlib import Path
@@ -68,3 +69,64 @@ def test_photo_groups_summarise_by_name_prefix(tmp_path):
     assert got["src__a"]["colorfulness_ratio"] == pytest.approx(40 / 40)
     assert got["src__b"]["ciede2000_ratio_vs_grey"] == pytest.approx(1.0)
     assert got["(other)"]["colorfulness_ratio"] == pytest.approx(0.0)
+
+
+def _colour_clip(path: Path, n: int = 14) -> Path:
+    """A small colour clip: a still two-colour background and a moving coloured square."""
+    import av
+
+    with av.open(str(path), "w") as c:
+        st = c.add_stream("libx264", rate=24)
+        st.width, st.height, st.pix_fmt = 64, 48, "yuv444p"
+        st.options = {"crf": "0"}
+        rng = np.random.default_rng(0)
+        for i in range(n):
+            img = np.zeros((48, 64, 3), np.uint8)
+            # The truth's own colour wobbles a little (as a real video's does), so its still
+            # pixels have a flicker to compare with.
+            img[:, :32] = (200, 60 + rng.integers(0, 4), 40)
+            img[:, 32:] = (40, 90, 200 - rng.integers(0, 4))
+            img[10:26, 4 + 2 * i : 20 + 2 * i] = (240, 220, 30)
+            frame = av.VideoFrame.from_ndarray(img, format="rgb24")
+            frame.pts = i
+            for p in st.encode(frame):
+                c.mux(p)
+        for p in st.encode():
+            c.mux(p)
+    return path
+
+
+def test_clip_evaluation_reports_footage_metrics(tmp_path):
+    """Clips are scored per clip and overall: CIEDE2000 against grey, still-pixel flicker
+    against the truth's, CDC, edges, colourfulness; the truth scores 0 against itself (#13)."""
+    clip = _colour_clip(tmp_path / "c.mp4")
+    col = Colorizer(create_model("tiny"), device="cpu", render_size=64)
+    variants = evaluate.clip_variants(
+        argparse.Namespace(variant=["win:temporal=window,upsample=bilinear", "flow:vividness=2"],
+                           smoothing=0.5)
+    )
+    assert variants["win"]["temporal"] == "window" and variants["flow"]["vividness"] == 2.0
+    res = evaluate.eval_clips(col, [clip], max_frames=12, short=48, variants=variants)
+    assert res["n"] == 1 and set(res["per_clip"]) == {"c.mp4"}
+    per = res["per_clip"]["c.mp4"]
+    assert per["truth"]["ciede2000"] == pytest.approx(0.0, abs=1e-9)
+    assert per["truth"]["edge"] == pytest.approx(0.0, abs=1e-9)
+    assert per["grey"]["flicker"] == pytest.approx(0.0, abs=1e-4)  # grey never changes colour
+    assert per["grey"]["ciede2000"] > 10  # strong colours turned grey
+    for name in ("win", "flow"):
+        r = res[name]
+        assert r["ciede2000_ratio_vs_grey"] == pytest.approx(
+            per[name]["ciede2000"] / per["grey"]["ciede2000"])
+        assert r["flicker_ratio_vs_truth"] == pytest.approx(
+            per[name]["flicker"] / per["truth"]["flicker"])
+        assert r["worst_clip_flicker_ratio"] == pytest.approx(r["flicker_ratio_vs_truth"])
+        assert r["ms_temporal"] > 0 and r["ms_merge"] > 0
+    # A larger vividness gives more colour (same model, same frames).
+    assert res["flow"]["colorfulness"] > 0
+    table = "\n".join(evaluate.clip_markdown(res))
+    assert "| flow |" in table and "c.mp4" in table
+
+
+def test_clip_variant_errors():
+    with pytest.raises(SystemExit, match="unknown key"):
+        evaluate.clip_variants(argparse.Namespace(variant=["x:speed=2"], smoothing=0.5))
