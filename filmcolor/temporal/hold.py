@@ -29,8 +29,10 @@ or a preview that decodes :attr:`ColourHold.context` frames before its first one
 uninterrupted run bit for bit (the same argument as the scene-cut detector's grid, #4). The
 memory is two a/b states and one small lightness plane, whatever the film's length.
 
-Measured with ``python pipelines/temporal_study.py --clips ../shared/data/clips/colour`` (the
-shipped model on the real clips, see the README's table).
+Measured with ``python pipelines/footage_study.py`` (the shipped model on the real colour clips
+turned grey; the README's "Colour on footage" table) and ``python pipelines/evaluate.py --no-photos
+--variant NAME:keep=...,period=...,hold_sigma=...,chroma_tol=...`` for the settings below (five
+clips, 100 frames: the cleanest clips' still-pixel flicker is the hard case).
 """
 
 from __future__ import annotations
@@ -52,9 +54,9 @@ many frames of look-back."""
 
 DEFAULT_KEEP: float = 0.97
 """Largest weight of the carried colour: a still region averages about ``1 / (1 - keep)``
-frames (here about 33, on top of the window's 9). Measured on the colour clips (README): 0.85
-left the cleanest clip's still-pixel flicker at 2.3x the truth's, 0.92 at 1.7x, 0.97 at 1.3x,
-with no more error where things move."""
+frames (here about 33, on top of the window's 9). Measured (before the chroma tolerance was
+added): 0.85 left the cleanest clip's still-pixel flicker at 2.3x the truth's, 0.92 at 1.7x,
+0.97 at 1.3x, with no more error where things move; a 96-frame period gained little over 48."""
 
 DEFAULT_LUMA_SIGMA: float = 0.02
 """Lightness mismatch (luma in [0, 1]) between the warped previous frame and this one at which

@@ -19,8 +19,11 @@ Why a centred window and not an EMA: the output of frame ``t`` depends only on f
 bit-identical to an uninterrupted run (resumable jobs need no carried state); and, measured below,
 it beats every EMA on flicker, error and ghosting together, without an EMA's lag. The cost
 is ``R`` frames of latency and ``2R + 1`` frames held. The window never crosses a frame with
-``scene_start=True``; windows are simply truncated at shot edges. Optical flow (OpenCV DIS) was
-measured as well and is not the default (see the table).
+``scene_start=True``; windows are simply truncated at shot edges. Warping every neighbour by
+optical flow (OpenCV DIS) was measured as well (see the table); instead, the default
+``--temporal flow`` follows this window with a flow-guided recursive hold
+(:mod:`filmcolor.temporal.hold`), which keeps still regions steady far longer than 9 frames at
+one flow per frame (#13).
 
 Measured with ``python pipelines/temporal_study.py --clips ../shared/data/clips/colour``.
 Synthetic: 4 shots x 40 frames of moving discs with exposure flicker and grain; the fake model's
