@@ -69,7 +69,9 @@ def _resize(x: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=8)
-def _taps(h: int, w: int, out_h: int, out_w: int) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray]]:
+def _taps(
+    h: int, w: int, out_h: int, out_w: int
+) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray]]:
     """The bilinear footprint of a ``(h, w) -> (out_h, out_w)`` upsampling, per axis.
 
     Returns:
