@@ -67,7 +67,8 @@ def main(ctx: click.Context, debug: bool) -> None:
 @click.option("--smoothing", type=click.FloatRange(0.0, 1.0), default=0.5, show_default=True,
               help="Temporal colour smoothing strength (never crosses a scene cut).")
 @click.option("--no-smoothing", is_flag=True, help="Disable temporal smoothing (same as --smoothing 0).")
-@click.option("--temporal", type=click.Choice(TEMPORAL_METHODS), default=TEMPORAL_METHODS[0], show_default=True,
+@click.option("--temporal", type=click.Choice(TEMPORAL_METHODS), default=TEMPORAL_METHODS[0],
+              show_default=True,
               help="flow: the window plus a colour hold that follows the motion (steady colour in "
                    "still regions); window: the 9-frame window alone.")
 @click.option("--upsample", type=click.Choice(UPSAMPLE_METHODS), default=UPSAMPLE_METHODS[0],
@@ -238,8 +239,8 @@ def _str_list(ctx: click.Context, param: click.Parameter, value: str | None) -> 
               help="Frames per forward pass (use the full run's value for identical frames).")
 @click.option("--smoothing", type=click.FloatRange(0.0, 1.0), default=0.5, show_default=True,
               help="Temporal colour smoothing strength.")
-@click.option("--temporal", type=click.Choice(TEMPORAL_METHODS), default=TEMPORAL_METHODS[0], show_default=True,
-              help="Temporal method (see `filmcolor run --help`).")
+@click.option("--temporal", type=click.Choice(TEMPORAL_METHODS), default=TEMPORAL_METHODS[0],
+              show_default=True, help="Temporal method (see `filmcolor run --help`).")
 @click.option("--upsample", type=click.Choice(UPSAMPLE_METHODS), default=UPSAMPLE_METHODS[0],
               show_default=True, help="Chroma upsampling (see `filmcolor run --help`).")
 @click.option("--no-scene-detect", is_flag=True, help="Do not detect scene cuts.")

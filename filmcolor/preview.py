@@ -15,10 +15,10 @@ the same frames of a full run with the same settings:
   frame and counts: always right, but its cost grows with the position.
 * **Warm-up.** The temporal stages' context (the window's radius after the range; the colour
   hold's restart period plus that radius before it, see :mod:`filmcolor.temporal.hold`) is
-  decoded and coloured around the range, rounded out to whole model batches, which are aligned to absolute frame indices
-  (see ``Colorizer.__call__``). After them, the scene-cut detector's ``lookahead`` frames are
-  decoded and scanned (not coloured), so the cuts inside the smoother's window are decided on
-  the same frames as in the full run.
+  decoded and coloured around the range, rounded out to whole model batches, which are aligned
+  to absolute frame indices (see ``Colorizer.__call__``). After them, the scene-cut detector's
+  ``lookahead`` frames are decoded and scanned (not coloured), so the cuts inside the temporal
+  stages' reach are decided on the same frames as in the full run.
   Before the coloured frames, decoding starts at
   :func:`~filmcolor.temporal.scenecut.warmup_start` (at most :data:`LOOKBACK` frames earlier);
   those frames are only shown to the scene-cut detector. Its state is restarted on a fixed grid

@@ -61,7 +61,8 @@ def main(argv: list[str] | None = None) -> int:
         for i, vf in enumerate(c.decode(video=0)):
             if i >= b:
                 break
-            frames.append(Frame(index=i, luma=vf.to_ndarray(format="gray").astype(np.float32) / 255))
+            luma = vf.to_ndarray(format="gray").astype(np.float32) / 255
+            frames.append(Frame(index=i, luma=luma))
     frames = list(SceneCutDetector().annotate(iter(frames)))
     col = Colorizer(create_model(), "cpu", 8, 256)
     bins = col.model.bins

@@ -22,7 +22,7 @@ from filmcolor.infer.upsample import DEFAULT_UPSAMPLER, upsample_ab
 
 
 def _ab_at(frame: Frame, lightness: torch.Tensor, upsample: str) -> torch.Tensor:
-    """The frame's a/b at the size of ``lightness`` ``(1, 1, h, w)``, as a tensor ``(1, 2, h, w)``."""
+    """The frame's a/b at the size of ``lightness`` ``(1, 1, h, w)``, as ``(1, 2, h, w)``."""
     size = tuple(lightness.shape[-2:])
     guide = (lightness[0, 0] / 100.0).numpy()
     return torch.from_numpy(upsample_ab(frame.ab, size, guide, method=upsample))[None]

@@ -13,16 +13,16 @@ matches the pixel's own full-resolution lightness, ``exp(-(L_p - L_q)^2 / (2 sig
 edge, a pixel on the dark side takes its colour mostly from the dark side's samples, so colour
 stops where the lightness changes (a coarse cell that the edge cuts through has a mixed colour
 and lightness and keeps some weight: on a step, at most a third of bilinear's bleed is left
-2-3 px from the edge and none beyond 5 px); in flat regions the weights are the bilinear ones. The result
-is always a convex combination of nearby predictions: it can never invent a colour, overshoot or
-imprint film grain into the chroma (a guided filter, ``a * L + b``, measured worse for exactly
-that reason: on the dev photos with their own downsampled a/b it raised CIEDE2000 from 1.45 to
+2-3 px from the edge and none beyond 5 px); in flat regions the weights are the bilinear ones.
+The result is always a convex combination of nearby predictions: it can never invent a
+colour, overshoot or imprint film grain into the chroma (a guided filter, ``a * L + b``,
+measured worse for exactly that reason: on the dev photos with their own downsampled a/b it raised CIEDE2000 from 1.45 to
 2.0, where this lowers it to 1.40 and the edge error from 1.95 to 1.92).
 
 Cost: the bilateral weights only differ much from the bilinear ones where the four coarse cells
 around a pixel differ in lightness, so only those pixels (near edges) are computed the expensive
-way; the rest is one bilinear resize. Benchmark:
-``python pipelines/benchmark.py --upsample`` (1080p).
+way; the rest is one bilinear resize. Cost at 1080p: ``python pipelines/benchmark.py`` (its
+colour figures).
 
 ``"bilinear"`` is the previous behaviour, kept for comparison (``--upsample bilinear``).
 """

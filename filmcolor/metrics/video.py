@@ -1,8 +1,8 @@
 """Temporal-consistency metrics for colourised video: CDC, warp error, still-pixel flicker, and
 the edge error that tracks colour bleeding across object borders.
 
-CDC and warp error need no ground truth, so they also work on real black-and-white films. Each comes as a batch
-function over a clip and as a streaming accumulator (``update(frame, guide=None)`` then
+CDC and warp error need no ground truth, so they also work on real black-and-white films. Each
+comes as a batch function over a clip and as a streaming accumulator (``update(frame, guide=None)`` then
 ``result()``) that keeps only the few frames the metric looks back on, so a whole film can be
 scored in the pull-based pipeline without holding it in memory. Frames are RGB ``(H, W, 3)``,
 ``uint8`` or float in [0, 1]. A clip should be one shot: neither metric means anything across a
