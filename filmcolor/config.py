@@ -16,6 +16,17 @@ TEMPORAL_METHODS: tuple[str, ...] = ("flow", "window")
 UPSAMPLE_METHODS: tuple[str, ...] = ("bilateral", "bilinear")
 """``--upsample`` values (first = default); see :mod:`filmcolor.infer.upsample`."""
 
+def check_choice(option: str, value: str, choices: tuple[str, ...]) -> str:
+    """Return ``value`` if it is one of ``choices``.
+
+    Raises:
+        ConfigError: one line naming ``option`` and the accepted values.
+    """
+    if value not in choices:
+        raise ConfigError(f"{option} must be one of {', '.join(choices)} (got {value!r})")
+    return value
+
+
 VIDEO_SUFFIX: str = ".mp4"
 """Container of the default output for a video input."""
 
@@ -77,14 +88,8 @@ class RunConfig:
             raise ConfigError(f"--vividness must be in 0..4 (got {self.vividness})")
         if not 0.0 <= self.smoothing <= 1.0:
             raise ConfigError(f"--smoothing must be in 0..1 (got {self.smoothing})")
-        if self.temporal not in TEMPORAL_METHODS:
-            raise ConfigError(
-                f"--temporal must be one of {', '.join(TEMPORAL_METHODS)} (got {self.temporal!r})"
-            )
-        if self.upsample not in UPSAMPLE_METHODS:
-            raise ConfigError(
-                f"--upsample must be one of {', '.join(UPSAMPLE_METHODS)} (got {self.upsample!r})"
-            )
+        check_choice("--temporal", self.temporal, TEMPORAL_METHODS)
+        check_choice("--upsample", self.upsample, UPSAMPLE_METHODS)
         if self.chunk_frames < 1:
             raise ConfigError(f"--chunk-frames must be >= 1 (got {self.chunk_frames})")
         if not 0 <= self.crf <= 63:

@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 import pytest
 
+from filmcolor.config import UPSAMPLE_METHODS, check_choice
 from filmcolor.errors import ConfigError
 from filmcolor.frames import Frame
 from filmcolor.infer.merge import chroma_planes, merge_rgb
@@ -22,7 +23,6 @@ from filmcolor.infer.upsample import (
     DEFAULT_UPSAMPLER,
     RANGE_SIGMA,
     UPSAMPLERS,
-    check_upsampler,
     upsample_ab,
 )
 from filmcolor.metrics.image import srgb_to_lab
@@ -65,9 +65,9 @@ def test_methods_and_default() -> None:
     assert UPSAMPLERS == ("bilateral", "bilinear")
     assert DEFAULT_UPSAMPLER == "bilateral"
     assert RANGE_SIGMA == 0.1
-    assert check_upsampler("bilinear") == "bilinear"
+    assert check_choice("--upsample", "bilinear", UPSAMPLE_METHODS) == "bilinear"
     with pytest.raises(ConfigError, match="bilateral"):
-        check_upsampler("nearest")
+        check_choice("--upsample", "nearest", UPSAMPLE_METHODS)
 
 
 # -- bilinear ----------------------------------------------------------------------------------

@@ -35,7 +35,7 @@ import cv2
 import numpy as np
 
 from filmcolor.config import UPSAMPLE_METHODS as UPSAMPLERS
-from filmcolor.errors import ConfigError
+from filmcolor.config import check_choice
 
 DEFAULT_UPSAMPLER: str = UPSAMPLERS[0]
 
@@ -47,17 +47,6 @@ EDGE_SPREAD: float = RANGE_SIGMA
 pixels next to a real edge pay for bilateral weights. Measured on the dev photos with their own
 downsampled a/b: a quarter of sigma gives CIEDE2000 1.402 and edge error 1.921, sigma 1.409 and
 1.928 (bilinear: 1.446, 1.953), at a half to a third of the cost at 1080p."""
-
-
-def check_upsampler(name: str) -> str:
-    """Return ``name`` if it is a known upsampling method.
-
-    Raises:
-        ConfigError: an unknown name (the message lists the known ones).
-    """
-    if name not in UPSAMPLERS:
-        raise ConfigError(f"--upsample must be one of {', '.join(UPSAMPLERS)} (got {name!r})")
-    return name
 
 
 def _resize(x: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -117,7 +106,7 @@ def upsample_ab(
         ValueError: wrong shapes, or ``"bilateral"`` without a guide of the output size.
         ConfigError: an unknown method.
     """
-    check_upsampler(method)
+    check_choice("--upsample", method, UPSAMPLERS)
     ab = np.asarray(ab, dtype=np.float32)
     if ab.ndim != 3 or ab.shape[0] != 2:
         raise ValueError(f"ab must have a shape of (2, h, w). Got {ab.shape}")

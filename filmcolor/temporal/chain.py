@@ -15,24 +15,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
-from filmcolor.config import TEMPORAL_METHODS
-from filmcolor.errors import ConfigError
+from filmcolor.config import TEMPORAL_METHODS, check_choice
 from filmcolor.frames import Frame
 from filmcolor.temporal.hold import ColourHold
 from filmcolor.temporal.smoothing import ChromaSmoother
 
 DEFAULT_TEMPORAL: str = TEMPORAL_METHODS[0]
-
-
-def check_temporal(name: str) -> str:
-    """Return ``name`` if it is a known temporal method.
-
-    Raises:
-        ConfigError: an unknown name (the message lists the known ones).
-    """
-    if name not in TEMPORAL_METHODS:
-        raise ConfigError(f"--temporal must be one of {', '.join(TEMPORAL_METHODS)} (got {name!r})")
-    return name
 
 
 class TemporalChain:
@@ -77,7 +65,7 @@ def build_temporal(smoothing: float, method: str = DEFAULT_TEMPORAL) -> Temporal
     Raises:
         ConfigError: strength outside [0, 1] or an unknown method.
     """
-    check_temporal(method)
+    check_choice("--temporal", method, TEMPORAL_METHODS)
     if smoothing == 0:
         return TemporalChain(None, None)
     smoother = ChromaSmoother.from_strength(smoothing)
