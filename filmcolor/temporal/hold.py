@@ -45,6 +45,7 @@ import numpy as np
 
 from filmcolor.errors import ConfigError
 from filmcolor.frames import Frame
+from filmcolor.temporal.smoothing import grid_luma
 
 logger = logging.getLogger("filmcolor")
 
@@ -154,7 +155,7 @@ class ColourHold:
                 yield fr
                 continue
             h, w = ab.shape[1:]
-            luma = cv2.resize(np.asarray(fr.luma, np.float32), (w, h), interpolation=cv2.INTER_AREA)
+            luma = grid_luma(fr, (h, w))
             restart = fr.scene_start or states is None or states[0].shape != ab.shape
             if restart:
                 states = [ab.astype(np.float32, copy=True), ab.astype(np.float32, copy=True)]

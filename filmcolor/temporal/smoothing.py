@@ -108,10 +108,28 @@ def _entry(frame: Frame) -> _Entry:
         return _Entry(frame, None, None, 0.0)
     if ab.ndim != 3 or ab.shape[0] != 2:
         raise ValueError(f"frame {frame.index}: ab must have a shape of (2, h, w). Got {ab.shape}")
-    h, w = ab.shape[1:]
+    small = grid_luma(frame, ab.shape[1:])
+    return _Entry(frame, ab, small, float(np.median(small)))
+
+
+GRID_LUMA_KEY: str = "luma_grid"
+"""``Frame.extra`` key of the frame's luma at its a/b grid's size (see :func:`grid_luma`)."""
+
+
+def grid_luma(frame: Frame, size: tuple[int, int]) -> np.ndarray:
+    """The frame's luma area-averaged to ``size = (h, w)`` (the a/b grid), float32.
+
+    Computed once per frame and kept in ``frame.extra``: the window and the colour hold both
+    compare frames at this size, and at 1080p the shrink costs more than either's arithmetic.
+    """
+    cached = frame.extra.get(GRID_LUMA_KEY)
+    if cached is not None and cached.shape == tuple(size):
+        return cached
+    h, w = size
     luma = np.asarray(frame.luma, dtype=np.float32)
     small = cv2.resize(luma, (w, h), interpolation=cv2.INTER_AREA)
-    return _Entry(frame, ab, small, float(np.median(small)))
+    frame.extra[GRID_LUMA_KEY] = small
+    return small
 
 
 class ChromaSmoother:
