@@ -310,9 +310,3 @@ def resize_luma(luma: np.ndarray, size: tuple[int, int], resize_filter: str = "a
     t = torch.from_numpy(np.ascontiguousarray(luma, dtype=np.float32))[None, None]
     out = F.interpolate(t, size=(h, w), mode=resize_filter, align_corners=False, antialias=True)
     return out[0, 0].clamp_(0.0, 1.0).numpy()
-
-
-def upsample_ab(ab: np.ndarray, size: tuple[int, int]) -> torch.Tensor:
-    """Bilinear a/b ``(2, h, w)`` -> tensor ``(1, 2, H, W)``."""
-    t = torch.from_numpy(ab)[None]
-    return F.interpolate(t, size=size, mode="bilinear", align_corners=False)
