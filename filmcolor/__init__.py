@@ -23,7 +23,9 @@ def colorize(input, output=None, **options):
     Args:
         input: source path.
         output: destination (default ``<stem>.colour.<ext>`` beside the input).
-        **options: any :class:`filmcolor.config.RunConfig` field (model, device, smoothing...).
+        **options: any :class:`filmcolor.config.RunConfig` field (model, device, smoothing...),
+            including guidance: ``references=["still.jpg", "card.png@00:12:03"]`` and
+            ``hints="hints.json"`` (README, "Guiding the colours").
 
     Returns:
         :class:`filmcolor.pipeline.RunSummary`.
@@ -49,6 +51,7 @@ def preview(  # -> filmcolor.preview.PreviewSummary (lazy import keeps `import f
     render_sizes: list[int] | None = None,
     models: list[str] | None = None,
     vividness: list[float] | None = None,
+    guidance: list[tuple[list[str], str | None]] | None = None,
     **options: object,
 ):
     """Colour a few seconds of a film, as a full run with the same options would.
@@ -62,6 +65,8 @@ def preview(  # -> filmcolor.preview.PreviewSummary (lazy import keeps `import f
         sheet: frames in a PNG contact sheet (0: none).
         render_sizes, models, vividness: compare several (one sheet, no clip); a single
             vividness goes in ``options`` like any other run setting.
+        guidance: compare guidance alternatives, each ``(references, hints file)`` (one sheet,
+            no clip); a single one goes in ``options`` (``references=[...]``, ``hints=...``).
         **options: any :class:`filmcolor.config.RunConfig` field.
 
     Returns:
@@ -79,6 +84,7 @@ def preview(  # -> filmcolor.preview.PreviewSummary (lazy import keeps `import f
         start=start, end=end, frames=frames, output=None if output is None else str(output),
         side_by_side=side_by_side, sheet=sheet, render_sizes=list(render_sizes or []),
         models=list(models or []), vividness=list(vividness or []),
+        guidance=[(tuple(r), h) for r, h in (guidance or [])],
     )
     return _preview(RunConfig(input=input, **options), req)
 

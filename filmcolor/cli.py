@@ -90,11 +90,18 @@ def main(ctx: click.Context, debug: bool) -> None:
               help="Keep the job directory and its chunk files after success.")
 @click.option("--restart", is_flag=True,
               help="Start the job over if its directory holds one with other settings.")
+@click.option("--reference", "references", multiple=True, metavar="IMAGE[@T]",
+              help="A colour still to take colours from: for every shot, or with @T (00:12:03.5, "
+                   "723.5, 17280f) for the shot holding T. Repeatable.")
+@click.option("--hints", type=click.Path(path_type=str), metavar="FILE",
+              help='Colour hints (JSON or TOML): {"hints": [{"x": 0.4, "y": 0.6, "color": '
+                   '"#a03020", "frame": 1200}]}; see README, "Guiding the colours".')
 def run_cmd(input: str, output: str | None, overwrite: bool, model: str | None,
             weights: str | None, device: str, batch_size: int, render_size: int | None,
             vividness: float | None, smoothing: float, no_smoothing: bool, temporal: str,
             upsample: str, no_scene_detect: bool, codec: str, crf: int, preset: str, quiet: bool,
-            job_dir: str | None, chunk_frames: int, keep_chunks: bool, restart: bool) -> None:
+            job_dir: str | None, chunk_frames: int, keep_chunks: bool, restart: bool,
+            references: tuple[str, ...], hints: str | None) -> None:
     """Colourise INPUT: a video file, an image, or a folder of images.
 
     A video is coloured as a resumable job: if it is stopped (Ctrl-C, a crash, a reboot),
@@ -109,6 +116,7 @@ def run_cmd(input: str, output: str | None, overwrite: bool, model: str | None,
         smoothing=0.0 if no_smoothing else smoothing, temporal=temporal, upsample=upsample,
         scene_detect=not no_scene_detect, codec=codec, crf=crf, preset=preset, quiet=quiet, job_dir=job_dir,
         chunk_frames=chunk_frames, keep_chunks=keep_chunks, restart=restart,
+        references=references, hints=hints,
     )
     summary = run(cfg)
     if not quiet:
@@ -247,6 +255,13 @@ def _str_list(ctx: click.Context, param: click.Parameter, value: str | None) -> 
 @click.option("--codec", default="libx264", show_default=True, help="Video encoder.")
 @click.option("--crf", type=click.IntRange(0, 63), default=18, show_default=True)
 @click.option("--preset", default="medium", show_default=True, help="Encoder speed preset.")
+@click.option("--reference", "references", multiple=True, metavar="IMAGE[@T]",
+              help="Reference still (see `filmcolor run --help`); repeatable. A comma list "
+                   "(a.jpg,b.jpg) compares the alternatives in a sweep sheet.")
+@click.option("--hints", "hints", multiple=True, type=click.Path(path_type=str), metavar="FILE",
+              help="Colour hints file; give two or more to compare them in a sweep sheet.")
+@click.option("--before-after", is_flag=True,
+              help="With guidance: a sheet with the unguided colours above the guided ones.")
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs.")
 @click.option("-q", "--quiet", is_flag=True, help="No summary.")
 def preview_cmd(input: str, start: str | None, end: str | None, frames: str | None,
@@ -254,10 +269,11 @@ def preview_cmd(input: str, start: str | None, end: str | None, frames: str | No
                 model: list[str], vividness: list[float], weights: str | None, device: str,
                 batch_size: int, smoothing: float, temporal: str, upsample: str,
                 no_scene_detect: bool, codec: str, crf: int,
-                preset: str, overwrite: bool, quiet: bool) -> None:
+                preset: str, references: tuple[str, ...], hints: tuple[str, ...],
+                before_after: bool, overwrite: bool, quiet: bool) -> None:
     """Colour a few seconds of INPUT, anywhere in the film, as the full run would colour them."""
     from filmcolor.config import RunConfig
-    from filmcolor.preview import PreviewRequest, preview
+    from filmcolor.preview import PreviewRequest, guidance_sweep, preview
 
     cfg = RunConfig(
         input=input, overwrite=overwrite, model=model[0] if len(model) == 1 else None,
@@ -266,11 +282,17 @@ def preview_cmd(input: str, start: str | None, end: str | None, frames: str | No
         vividness=vividness[0] if len(vividness) == 1 else None, smoothing=smoothing,
         temporal=temporal, upsample=upsample, scene_detect=not no_scene_detect, codec=codec, crf=crf, preset=preset, quiet=quiet,
     )
+    guidance = guidance_sweep(references, hints)
+    if before_after:
+        guidance = [((), None), *guidance]
+    if len(guidance) == 1:
+        cfg.references, cfg.hints = guidance[0]
+        guidance = []
     req = PreviewRequest(
         start=start, end=end, frames=frames, output=output, side_by_side=side_by_side,
         sheet=sheet, render_sizes=render_size if len(render_size) > 1 else [],
         models=model if len(model) > 1 else [],
-        vividness=vividness if len(vividness) > 1 else [],
+        vividness=vividness if len(vividness) > 1 else [], guidance=guidance,
     )
     summary = preview(cfg, req)
     if not quiet:

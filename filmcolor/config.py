@@ -55,6 +55,9 @@ class RunConfig:
         chunk_frames: most frames per chunk of a job.
         keep_chunks: keep the job directory and its chunk files after success.
         restart: start a job over when its directory holds one made with other settings.
+        references: reference stills, ``IMAGE`` (every shot) or ``IMAGE@T`` (the shot holding T);
+            see :mod:`filmcolor.guide.spec`.
+        hints: a JSON or TOML file of colour hints.
     """
 
     input: StrPath
@@ -78,6 +81,8 @@ class RunConfig:
     chunk_frames: int = 2000
     keep_chunks: bool = False
     restart: bool = False
+    references: tuple[str, ...] = ()
+    hints: StrPath | None = None
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
@@ -92,6 +97,7 @@ class RunConfig:
         check_choice("--upsample", self.upsample, UPSAMPLE_METHODS)
         if self.chunk_frames < 1:
             raise ConfigError(f"--chunk-frames must be >= 1 (got {self.chunk_frames})")
+        self.references = tuple(str(r) for r in self.references)
         if not 0 <= self.crf <= 63:
             raise ConfigError(f"--crf must be in 0..63 (got {self.crf})")
 

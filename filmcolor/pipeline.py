@@ -67,6 +67,32 @@ def build_colorizer(cfg: RunConfig, footage: bool = True):  # -> Colorizer (lazy
                      footage=footage)
 
 
+def load_guidance(cfg: RunConfig):  # -> GuidanceSpec
+    """The run's references and hints, parsed and checked (before anything is coloured).
+
+    Raises:
+        ConfigError: a missing or unreadable image, or a bad hints file (one line).
+    """
+    from filmcolor.guide.spec import load_guidance as _load
+
+    return _load(cfg.references, cfg.hints)
+
+
+def attach_guide(colorizer, spec, src: Path | None = None, rate=None, total: int | None = None,
+                 cuts: list[int] | None = None) -> None:
+    """Resolve ``spec`` for one source and hand it to the model stage (nothing when empty).
+
+    Raises:
+        ConfigError: the model takes no guidance, or a position lies outside the source.
+    """
+    from filmcolor.guide.guider import prepare_guide
+
+    guide = prepare_guide(spec, colorizer, src, rate, total)
+    if guide is not None and cuts is not None:
+        guide.set_cuts(cuts)
+    colorizer.set_guide(guide)
+
+
 def temp_path(final: Path, tag: str = "tmp") -> Path:
     """A hidden sibling of ``final`` with the same suffix (so muxers pick the same container)."""
     return final.with_name(f".{final.stem}.{tag}-{os.getpid()}{final.suffix}")
@@ -249,7 +275,9 @@ def colorize_images(cfg: RunConfig, pairs: list[tuple[Path, Path]], colorizer=No
     from filmcolor.infer.merge import merge_rgb
     from filmcolor.io.decode import decode_image
 
-    colorizer = colorizer or build_colorizer(cfg, footage=False)
+    if colorizer is None:
+        colorizer = build_colorizer(cfg, footage=False)
+        attach_guide(colorizer, load_guidance(cfg))
     t0 = time.perf_counter()
     progress = Progress(len(pairs), enabled=not cfg.quiet and len(pairs) > 1, desc="images")
     skipped: list[Path] = []
@@ -294,7 +322,9 @@ def run(cfg: RunConfig) -> RunSummary:
                 f"{len(existing)} output image(s) exist in {out_dir}, e.g. {existing[0].name} "
                 "(use --overwrite to replace them)"
             )
+        spec = load_guidance(cfg)
         colorizer = build_colorizer(cfg, footage=False)  # a bad model leaves no empty folder
+        attach_guide(colorizer, spec)  # every image is a one-frame "film" of its own
         try:
             out_dir.mkdir(exist_ok=True)
         except OSError as exc:
@@ -309,6 +339,7 @@ def run(cfg: RunConfig) -> RunSummary:
     if out.resolve() == src.resolve():
         raise OutputError(f"output would overwrite the input {src}")
     check_output(out, cfg.overwrite)
+    load_guidance(cfg)  # bad guidance is refused before any work
     if info.kind == "image":
         return colorize_images(cfg, [(src, out)])
     # Every film run is a resumable job (#4); colorize_video stays as the single-pass reference

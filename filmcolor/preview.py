@@ -46,7 +46,9 @@ import numpy as np
 from filmcolor.config import RunConfig
 from filmcolor.errors import ConfigError, OutputError
 from filmcolor.frames import Frame, FrameRange
+from filmcolor.io.seek import SEEK_REORDER_MARGIN, _locate, _Timing, _timing  # noqa: F401
 from filmcolor.temporal.scenecut import SceneCutDetector, SceneCutParams, warmup_start
+from filmcolor.timecode import parse_position
 
 logger = logging.getLogger("filmcolor")
 
@@ -59,15 +61,8 @@ at or before ``warmup_start(i)`` decides every frame ``>= i`` as the whole film 
 blank stretches; ``tests/test_preview.py`` on previews after a long fade to black.
 """
 
-SEEK_REORDER_MARGIN: int = 16
-"""Packets are demuxed this many frames past the range when checking timestamps: B-frame
-reordering (at most 16 frames in H.264/HEVC) can store a frame of the range that late."""
-
 SHEET_THUMB_WIDTH: int = 320
 """Width in pixels of one frame in a contact sheet."""
-
-_TIMECODE = re.compile(r"^(?:(?:(\d+):)?(\d{1,2}):)?(\d+(?:\.\d*)?)$")
-
 
 @dataclass
 class PreviewRequest:
@@ -82,6 +77,7 @@ class PreviewRequest:
         sheet: frames in the PNG contact sheet (0: no sheet; a sweep defaults to 4).
         render_sizes, models, vividness: sweep values (more than one combination writes only
             the sheet).
+        guidance: sweep of guidance, each ``(references, hints file)`` replacing the run's.
     """
 
     start: str | None = None
@@ -93,6 +89,7 @@ class PreviewRequest:
     render_sizes: list[int] = field(default_factory=list)
     models: list[str] = field(default_factory=list)
     vividness: list[float] = field(default_factory=list)
+    guidance: list[tuple[tuple[str, ...], str | None]] = field(default_factory=list)
 
 
 @dataclass
@@ -113,30 +110,6 @@ class PreviewSummary:
 
 
 # -- ranges -----------------------------------------------------------------------------------
-def parse_position(text: str, rate: Fraction, option: str = "--start") -> int:
-    """Frame index of a position: ``17280f``, or a time ``HH:MM:SS(.fff)``, ``MM:SS`` or seconds.
-
-    A time maps to the first frame that starts at or after it (at the average ``rate``).
-
-    Raises:
-        ConfigError: malformed (one line naming the option and the accepted forms).
-    """
-    t = text.strip()
-    if t.endswith("f") and t[:-1].isdigit():
-        return int(t[:-1])
-    m = _TIMECODE.match(t)
-    if not m or (m.group(1) is not None and int(m.group(2)) >= 60) or (
-        m.group(2) is not None and float(m.group(3)) >= 60
-    ):
-        raise ConfigError(
-            f"{option} {text!r} is not a position: use HH:MM:SS.fff, MM:SS, seconds, "
-            "or a frame number like 17280f"
-        )
-    hours, minutes, seconds = m.group(1), m.group(2), m.group(3)
-    total = Fraction(seconds) + 60 * int(minutes or 0) + 3600 * int(hours or 0)
-    return math.ceil(total * rate)
-
-
 def parse_frames(text: str) -> tuple[int, int]:
     """``"17280-17400"`` -> ``(17280, 17400)`` (end exclusive).
 
@@ -186,75 +159,6 @@ def _tc(seconds: Fraction | float) -> str:
 
 
 # -- frames -----------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class _Timing:
-    """What seeking needs to know about the video stream."""
-
-    start_pts: int
-    rate: Fraction | None  # the constant frame rate; None: variable (no seeking)
-    time_base: Fraction | None
-
-    def slot(self, pts: int) -> Fraction:
-        """Frame position of ``pts`` (an integer for a frame exactly on the rate's grid)."""
-        assert self.rate is not None and self.time_base is not None
-        return (pts - self.start_pts) * self.time_base * self.rate
-
-
-def _timing(src: Path) -> _Timing:
-    import av
-
-    with av.open(str(src)) as c:
-        st = c.streams.video[0]
-        start = st.start_time or 0
-        avg, base, tb = st.average_rate, st.base_rate, st.time_base
-        cfr = bool(avg and base and tb and Fraction(avg) == Fraction(base))
-        return _Timing(start, Fraction(avg) if cfr else None, Fraction(tb) if tb else None)
-
-
-def _locate(src: Path, timing: _Timing, first: int, end: int) -> int | None:
-    """The pts of frame ``first``, if the timestamps around ``[first, end)`` map to indices.
-
-    Seeks (as :func:`filmcolor.io.decode.decode` will) to the keyframe before frame ``first``
-    and demuxes packets up to past ``end``. The mapping ``round(slot(pts))`` holds when every
-    pts lies within a quarter frame of its slot (rounding to the time base moves it by at most
-    half a tick), no slot holds two frames, and no slot from the keyframe on is missing. Then
-    the frame with that pts is frame ``first`` of the film, as counting from the start would
-    find (a constant-rate source drops no frames). ``None``: decode from the start and count.
-    """
-    import av
-
-    if timing.rate is None or timing.time_base is None:
-        return None
-    ticks = 1 / (timing.rate * timing.time_base)  # per frame
-    target = timing.start_pts + round(first * ticks)
-    pts_of: dict[int, int] = {}
-    with av.open(str(src)) as c:
-        st = c.streams.video[0]
-        try:
-            c.seek(target, backward=True, any_frame=False, stream=st)
-            for packet in c.demux(st):
-                if packet.size == 0:
-                    continue  # the demuxer's flush packet
-                if packet.pts is None:
-                    return None
-                slot = timing.slot(packet.pts)
-                index = round(slot)
-                if abs(slot - index) > Fraction(1, 4) or index in pts_of:
-                    logger.debug("pts %d is not on the frame grid: no seek", packet.pts)
-                    return None
-                pts_of[index] = packet.pts
-                if index >= end + SEEK_REORDER_MARGIN:
-                    break
-        except av.FFmpegError as exc:
-            logger.debug("cannot check timestamps after a seek (%s): no seek", exc)
-            return None
-    lowest = min(pts_of, default=first + 1)
-    if lowest > first or any(i not in pts_of for i in range(lowest, end)):
-        logger.debug("frames %d-%d: timestamps do not map to indices: no seek", first, end)
-        return None
-    return pts_of[first]
-
-
 def preview_frames(
     cfg: RunConfig, src: Path, rng: FrameRange, total: int, colorizer, timing: _Timing | None = None
 ) -> Iterator[Frame]:
@@ -289,6 +193,65 @@ def preview_frames(
             yield fr
         elif fr.index >= rng.end:
             break
+
+
+def guide_span(spec, rng: FrameRange, rate: Fraction, total: int, batch: int) -> tuple[int, int]:
+    """The frames whose cuts decide which shots a preview's timed guidance reaches: from the
+    earliest to the latest of the coloured frames (the range with its temporal look-back, which
+    is shorter than the detector's, rounded to a batch) and the guidance positions."""
+    lo, hi = max(0, rng.start - LOOKBACK - batch), rng.end + LOOKBACK + batch
+    ats = [r.at for r in spec.references if r.at] + [h.at for h in spec.hints if h.at]
+    for at in ats:
+        i = min(total - 1, parse_position(at, rate, "--reference"))
+        lo, hi = min(lo, i), max(hi, i + 1)
+    return lo, min(hi, total)
+
+
+def scan_cuts(src: Path, timing: _Timing, span: tuple[int, int], total: int) -> list[int]:
+    """Shot starts within ``span``, decided as the full run decides them (the detector starts at
+    its warm-up point before the span and looks past its end)."""
+    from filmcolor.io.decode import decode
+
+    a, b = span
+    ds, de = warmup_start(a), min(total, b + SceneCutDetector().lookahead)
+    seek = _locate(src, timing, ds, de) if ds > 0 else None
+    cuts = [fr.index for fr in SceneCutDetector().annotate(decode(src, ds, de, seek_pts=seek))
+            if fr.scene_start and a <= fr.index < b]
+    # Frames before the span are another shot as far as the guidance of the span is concerned.
+    return sorted({a, *cuts}) if a > 0 else cuts
+
+
+def guidance_sweep(
+    references: Sequence[str], hints: Sequence[str]
+) -> list[tuple[tuple[str, ...], str | None]]:
+    """Guidance alternatives from preview options: a ``--reference`` written as a comma list
+    (``a.jpg,b.jpg``) or several ``--hints`` files compare; everything else holds in each. An
+    alternative written ``none`` is the run without it (``--reference none,still.jpg`` gives a
+    before/after sheet).
+
+    Raises:
+        ConfigError: more than one option is a comma list.
+    """
+    lists = [i for i, r in enumerate(references) if "," in r]
+    if len(lists) > 1 or (lists and len(hints) > 1):
+        raise ConfigError("compare one thing at a time: one --reference comma list or several --hints files")
+    if lists:
+        k = lists[0]
+        alts = [v.strip() for v in references[k].split(",") if v.strip()]
+        h = hints[0] if hints else None
+        rest = (*references[:k], *references[k + 1 :])
+        return [((*references[:k], a, *references[k + 1 :]) if a != "none" else rest, h) for a in alts]
+    if len(hints) > 1:
+        return [(tuple(references), None if h == "none" else h) for h in hints]
+    return [(tuple(references), hints[0] if hints else None)]
+
+
+def guidance_label(spec) -> str:
+    """A sweep sheet's row label for one guidance alternative."""
+    parts = [f"ref {r.path.name}" + (f"@{r.at}" if r.at else "") for r in spec.references]
+    if spec.hints_file is not None:
+        parts.append(f"hints {spec.hints_file.name}")
+    return " + ".join(parts) or "no guidance"
 
 
 def _until(frames: Iterator[Frame], end: int) -> Iterator[Frame]:
@@ -405,7 +368,14 @@ def preview(cfg: RunConfig, req: PreviewRequest) -> PreviewSummary:
     from filmcolor.io.encode import encode
     from filmcolor.io.probe import probe
     from filmcolor.io.remux import ffmpeg_exe, run_remux
-    from filmcolor.pipeline import atomic_output, build_colorizer, check_output, temp_path
+    from filmcolor.pipeline import (
+        atomic_output,
+        attach_guide,
+        build_colorizer,
+        check_output,
+        load_guidance,
+        temp_path,
+    )
 
     src = Path(cfg.input)
     info = probe(src)
@@ -417,11 +387,13 @@ def preview(cfg: RunConfig, req: PreviewRequest) -> PreviewSummary:
     timing = _timing(src)
     t0 = time.perf_counter()
     variants = [
-        replace(cfg, render_size=rs, model=m, vividness=v)
+        replace(cfg, render_size=rs, model=m, vividness=v, references=refs, hints=hints)
         for m in (req.models or [cfg.model])
         for rs in (req.render_sizes or [cfg.render_size])
         for v in (req.vividness or [cfg.vividness])
+        for refs, hints in (req.guidance or [(cfg.references, cfg.hints)])
     ]
+    specs = [load_guidance(v) for v in variants]  # bad guidance: refused before any work
     sweep = len(variants) > 1
     n_sheet = req.sheet or (4 if sweep else 0)
     wanted = set(sheet_indices(rng, n_sheet)) if n_sheet else set()
@@ -432,11 +404,17 @@ def preview(cfg: RunConfig, req: PreviewRequest) -> PreviewSummary:
         if p is not None:
             check_output(p, cfg.overwrite)
     rows: list[tuple[str, list[np.ndarray]]] = []
-    for variant in variants:
+    cuts = None
+    for variant, spec in zip(variants, specs, strict=True):
         colorizer = build_colorizer(variant)
+        if spec.timed and cuts is None:
+            cuts = scan_cuts(src, timing, guide_span(spec, rng, rate, total, colorizer.batch_size), total)
+        attach_guide(colorizer, spec, src, rate, total, cuts)
         label = f"{variant.model or 'default'} @ {colorizer.render_size}"
         if req.vividness:
             label += f", vividness {colorizer.vividness:g}"
+        if req.guidance:
+            label += ", " + guidance_label(spec)
         picked: dict[int, np.ndarray] = {}
         frames = _sheet_collector(
             preview_frames(variant, src, rng, total, colorizer, timing), wanted, picked

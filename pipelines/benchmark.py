@@ -239,6 +239,58 @@ def colour_figures(clip: Path, tdp: Path) -> dict:
     return res
 
 
+def guidance_figures(clip: Path, tdp: Path) -> dict:
+    """Cost of guidance (#12): the model stage per frame, and end to end, unguided against a
+    reference still and against hints, best of two each, in one run."""
+    import cv2
+    import torch
+
+    import filmcolor
+    from filmcolor.config import RunConfig
+    from filmcolor.infer.colorize import Colorizer
+    from filmcolor.io.decode import decode
+    from filmcolor.models import create_model
+    from filmcolor.pipeline import attach_guide, load_guidance
+
+    first = next(iter(decode(clip)))
+    still = tdp / "still.png"
+    tint = np.float32([0.6, 0.9, 1.3])  # BGR: a warm cast, so the still has colour to give
+    cv2.imwrite(str(still), np.clip(first.luma[..., None] * tint * 255, 0, 255).astype(np.uint8))
+    hints = tdp / "hints.json"
+    hints.write_text(json.dumps({"hints": [
+        {"x": 0.3, "y": 0.4, "color": "#a03020"}, {"x": 0.7, "y": 0.6, "color": "#3060c0", "frame": 30}]}))
+    res: dict = {}
+    size, batch = 256, 8
+    x = torch.rand(batch, 1, size, size) * 100
+    kinds = {"unguided": RunConfig(input=clip), "reference": RunConfig(input=clip, references=(str(still),)),
+             "hints": RunConfig(input=clip, hints=str(hints))}
+    for name, cfg in kinds.items():
+        col = Colorizer(create_model(), "cpu", batch, size)
+        attach_guide(col, load_guidance(cfg), clip, Fraction(24000, 1001), 1000, [])
+        geo = col.geometry((size, size))
+        run = (lambda c=col: c.predict(x)) if col.guide is None else (
+            lambda c=col, g=geo: c.predict_guided(x, list(range(batch)), g))
+        run()
+        times = []
+        for _ in range(7):
+            t = time.perf_counter()
+            run()
+            times.append(time.perf_counter() - t)
+        res[f"model_{name}_ms"] = 1000 * min(times) / batch
+    best = dict.fromkeys(kinds, float("inf"))
+    for _ in range(2):
+        for name, cfg in kinds.items():
+            t = time.perf_counter()
+            filmcolor.colorize(clip, tdp / f"g-{name}.mp4", quiet=True, overwrite=True,
+                               references=cfg.references, hints=cfg.hints)
+            best[name] = min(best[name], time.perf_counter() - t)
+    for name in kinds:
+        res[f"end_to_end_{name}_s"] = best[name]
+    res["reference_cost"] = best["reference"] / best["unguided"] - 1
+    res["hints_cost"] = best["hints"] / best["unguided"] - 1
+    return res
+
+
 def jobs_figures(tdp: Path, seconds: float, model: str | None, chunk_frames: int) -> dict:
     """Previews (start vs near the end, and against colouring the same frames in a single pass)
     and the chunked job against a single pass (#4)."""
@@ -302,6 +354,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--chunk-frames", type=int, default=2000, help="chunk size for --jobs")
     ap.add_argument("--model", help="model for --jobs (default: the default model)")
     ap.add_argument("--jobs-only", action="store_true", help="only the --jobs figures")
+    ap.add_argument("--guided-only", action="store_true",
+                    help="only the guidance figures (#12: reference and hints against unguided)")
     args = ap.parse_args(argv)
     from filmcolor.config import RunConfig
 
@@ -311,6 +365,19 @@ def main(argv: list[str] | None = None) -> int:
         if args.jobs_only:
             args.jobs = True
             return _jobs_report(tdp, args, res)
+        if args.guided_only:
+            clip = tdp / "clip.mp4"
+            make_clip(clip, 8.0 if args.quick else args.seconds)
+            g = res["guidance"] = guidance_figures(clip, tdp)
+            print(f"guidance (#12), model stage per frame (render 256, batch 8, fastest of 7): unguided "
+                  f"{g['model_unguided_ms']:.1f} ms, reference {g['model_reference_ms']:.1f} ms, "
+                  f"hints {g['model_hints_ms']:.1f} ms")
+            print(f"guidance end to end: unguided {g['end_to_end_unguided_s']:.1f} s, reference "
+                  f"{g['end_to_end_reference_s']:.1f} s ({100 * g['reference_cost']:+.0f}%), hints "
+                  f"{g['end_to_end_hints_s']:.1f} s ({100 * g['hints_cost']:+.0f}%) (target <= +30%)")
+            if args.json:
+                args.json.write_text(json.dumps(res, indent=2))
+            return 0
         secs = 8.0 if args.quick else args.seconds
         clip = tdp / "clip.mp4"
         make_clip(clip, secs)

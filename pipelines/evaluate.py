@@ -64,34 +64,75 @@ def load_rgb(path: Path, max_side: int | None = None) -> np.ndarray | None:
     return rgb
 
 
-def eval_photos(colorizer: Colorizer, files: list[Path], sheet_n: int, out: Path) -> dict:
+GUIDE_MODES: tuple[str, ...] = ("none", "reference", "hints")
+"""``--guide`` modes: unguided; the truth itself as reference after a random crop of 70-90 % of
+each side and a flip; 16 random point hints with the truth's mean colour over a 5x5 patch."""
+
+PHOTO_HINTS: int = 16
+"""Point hints per photo in the ``hints`` mode."""
+
+
+def photo_guide(truth: np.ndarray, mode: str, name: str, colorizer: Colorizer):
+    """The guidance of ``mode`` for one photo, drawn from its truth (seeded by its name, so every
+    run and every model gets the same references and hints); None for ``none``."""
+    import zlib
+
+    from filmcolor.guide.guider import Describer, Guide, _Hint, rgb_to_ab
+
+    if mode == "none":
+        return None
+    gen = np.random.default_rng(zlib.crc32(name.encode()))
+    h, w = truth.shape[:2]
+    if mode == "reference":
+        ch, cw = int(h * gen.uniform(0.7, 0.9)), int(w * gen.uniform(0.7, 0.9))
+        y, x = int(gen.integers(0, h - ch + 1)), int(gen.integers(0, w - cw + 1))
+        ref = np.ascontiguousarray(truth[y : y + ch, x : x + cw][:, ::-1])
+        return Guide(film_exemplar=Describer(colorizer).exemplar(ref.astype(np.float32) / 255.0))
+    guide = Guide()
+    for _ in range(PHOTO_HINTS):
+        cy, cx = int(gen.integers(2, h - 2)), int(gen.integers(2, w - 2))
+        rgb = truth[cy - 2 : cy + 3, cx - 2 : cx + 3].reshape(-1, 3).mean(0)
+        a, b = rgb_to_ab(tuple(round(v) for v in rgb))
+        guide.hints.append(_Hint((cx + 0.5) / w, (cy + 0.5) / h, a, b, 0.01))
+    return guide
+
+
+def eval_photos(colorizer: Colorizer, files: list[Path], sheet_n: int, out: Path,
+                modes: tuple[str, ...] = ("none",)) -> dict:
+    """Score each photo turned grey and coloured once per guidance mode (row ``ours`` is the
+    unguided one, ``ours+MODE`` the others)."""
     from filmcolor.metrics.frechet import FrechetFeatures, frechet_distance
     from filmcolor.metrics.image import ciede2000, colorfulness, psnr, ssim
 
-    rows = {"ours": [], "grey": []}
+    row_names = ["ours" if m == "none" else f"ours+{m}" for m in modes]
+    rows: dict[str, list] = {n: [] for n in (*row_names, "grey")}
     names = []
     cf_truth = []
     sheet = []
     feats = FrechetFeatures()
-    fe = {"ours": [], "grey": [], "truth": []}
+    fe: dict[str, list] = {n: [] for n in (*row_names, "grey", "truth")}
     for i, p in enumerate(files):
         truth = load_rgb(p)
         if truth is None:
             continue
         luma = neutral_luma(truth)
-        fr = colorizer.colorize_batch([Frame(index=0, luma=luma)])[0]
-        ours = merge_rgb(fr)
         grey = grey_rgb(luma)
+        coloured = []
+        for mode, row in zip(modes, row_names, strict=True):
+            colorizer.set_guide(photo_guide(truth, mode, p.name, colorizer))
+            fr = colorizer.colorize_batch([Frame(index=0, luma=luma)])[0]
+            coloured.append((row, merge_rgb(fr)))
+        colorizer.set_guide(None)
         cf_truth.append(colorfulness(truth))
         names.append(p.name)
-        for name, img in (("ours", ours), ("grey", grey)):
+        for name, img in (*coloured, ("grey", grey)):
             rows[name].append(
                 [ciede2000(img, truth), psnr(img, truth), ssim(img, truth), colorfulness(img)]
             )
-        for name, img in (("ours", ours), ("grey", grey), ("truth", truth)):
+        for name, img in (*coloured, ("grey", grey), ("truth", truth)):
             fe[name].append(feats(img))
         if len(sheet) < sheet_n:
-            sheet.append(np.concatenate([grey, ours, truth], axis=1))
+            sheet.append(np.concatenate([grey, *(img for _, img in coloured), truth], axis=1))
         if (i + 1) % 50 == 0:
             logger.info("photos %d/%d", i + 1, len(files))
     truth_cf = float(np.mean(cf_truth))
@@ -106,10 +147,14 @@ def eval_photos(colorizer: Colorizer, files: list[Path], sheet_n: int, out: Path
             "colorfulness_ratio": float(a[:, 3].mean() / truth_cf),
             "frechet": frechet_distance(np.stack(fe[name]), np.stack(fe["truth"])),
         }
-    res["ciede2000_ratio_vs_grey"] = res["ours"]["ciede2000"] / res["grey"]["ciede2000"]
-    res["psnr_gain_vs_grey"] = res["ours"]["psnr"] - res["grey"]["psnr"]
+    for name in row_names:
+        res[name]["ciede2000_ratio_vs_grey"] = res[name]["ciede2000"] / res["grey"]["ciede2000"]
+    first = row_names[0]
+    res["ciede2000_ratio_vs_grey"] = res[first]["ciede2000"] / res["grey"]["ciede2000"]
+    res["psnr_gain_vs_grey"] = res[first]["psnr"] - res["grey"]["psnr"]
+    res["rows"] = row_names
     if sheet:
-        write_sheet(sheet, out / "sheet_photos.png", width=3 * 256)
+        write_sheet(sheet, out / "sheet_photos.png", width=(len(row_names) + 2) * 256)
     write_photo_table(out / "photos.csv", names, rows, cf_truth)
     return res
 
@@ -225,7 +270,8 @@ def clip_variants(args: argparse.Namespace) -> dict[str, dict]:
     from filmcolor.temporal.chain import DEFAULT_TEMPORAL
 
     base = {"vividness": None, "temperature": None, "smoothing": args.smoothing, "temporal": DEFAULT_TEMPORAL,
-            "upsample": DEFAULT_UPSAMPLER, "keep": None, "hold_sigma": None, "period": None, "chroma_tol": None}
+            "upsample": DEFAULT_UPSAMPLER, "keep": None, "hold_sigma": None, "period": None, "chroma_tol": None,
+            "guide": "none"}
     if not args.variant:
         return {"ours_raw": {**base, "smoothing": 0.0}, "ours": base}
     out = {}
@@ -236,9 +282,28 @@ def clip_variants(args: argparse.Namespace) -> dict[str, dict]:
             k, _, val = kv.partition("=")
             if k not in v:
                 raise SystemExit(f"--variant {spec}: unknown key {k!r} (known: {', '.join(v)})")
-            v[k] = val if k in ("temporal", "upsample") else float(val)
+            v[k] = val if k in ("temporal", "upsample", "guide") else float(val)
+        if v["guide"] not in ("none", "reference"):
+            raise SystemExit(f"--variant {spec}: guide is none or reference on clips")
         out[name] = v
     return out
+
+
+def clip_guide(frames: list[Frame], truths: list[np.ndarray], colorizer: Colorizer):
+    """One reference per shot: the truth of the frame in the middle of the shot (shots from the
+    scene-cut marks already on ``frames``)."""
+    from filmcolor.guide.guider import Describer, Guide
+
+    starts = [f.index for f in frames if f.scene_start or f.index == frames[0].index]
+    ends = [*starts[1:], frames[-1].index + 1]
+    guide = Guide()
+    guide.set_cuts(starts)
+    describer = Describer(colorizer)
+    first = frames[0].index
+    for a, b in zip(starts, ends, strict=True):
+        mid = (a + b - 1) // 2
+        guide.shot_exemplars[mid] = describer.exemplar(truths[mid - first].astype(np.float32) / 255.0)
+    return guide
 
 
 def footage_vividness(colorizer: Colorizer) -> float:
@@ -276,13 +341,17 @@ def eval_clips(colorizer: Colorizer, files: list[Path], max_frames: int, short: 
         for name, v in variants.items():
             gain = default_gain if v["vividness"] is None else v["vividness"]
             temp = default_temp if v["temperature"] is None else v["temperature"]
-            if (gain, temp) not in raw:
+            key = (gain, temp, v["guide"])
+            if key not in raw:
                 colorizer.set_vividness(gain)
                 if bins is not None:
                     bins.temperature.fill_(temp)
-                stream = iter([Frame(index=f.index, luma=f.luma, pts=f.pts, time_base=f.time_base) for f, _ in frames])
-                raw[gain, temp] = list(colorizer(SceneCutDetector().annotate(stream)))
-            copies = [Frame(index=f.index, luma=f.luma, scene_start=f.scene_start, ab=f.ab.copy()) for f in raw[gain, temp]]
+                stream = [Frame(index=f.index, luma=f.luma, pts=f.pts, time_base=f.time_base) for f, _ in frames]
+                stream = list(SceneCutDetector().annotate(iter(stream)))
+                colorizer.set_guide(clip_guide(stream, truths, colorizer) if v["guide"] == "reference" else None)
+                raw[key] = list(colorizer(iter(stream)))
+                colorizer.set_guide(None)
+            copies = [Frame(index=f.index, luma=f.luma, scene_start=f.scene_start, ab=f.ab.copy()) for f in raw[key]]
             chain = build_temporal(v["smoothing"], v["temporal"])
             if chain.hold is not None and any(v[k] is not None for k in ("keep", "hold_sigma", "period", "chroma_tol")):
                 hold = ColourHold()
@@ -411,13 +480,14 @@ def markdown(res: dict, args: argparse.Namespace) -> str:
             "| | CIEDE2000 ↓ | PSNR ↑ | SSIM ↑ | colourfulness (ratio to truth) | Fréchet (Lite0) ↓ |",
             "|---|---|---|---|---|---|",
         ]
-        for name in ("grey", "ours"):
+        for name in ("grey", *ph.get("rows", ["ours"])):
             r = ph[name]
+            ratio = f" ({r['ciede2000_ratio_vs_grey']:.3f}x)" if "ciede2000_ratio_vs_grey" in r else ""
             lines.append(
-                f"| {name} | {r['ciede2000']:.2f} | {r['psnr']:.2f} | {r['ssim']:.4f} | "
+                f"| {name} | {r['ciede2000']:.2f}{ratio} | {r['psnr']:.2f} | {r['ssim']:.4f} | "
                 f"{r['colorfulness']:.1f} ({r['colorfulness_ratio']:.2f}x) | {r['frechet']:.2f} |"
             )
-        lines += ["", f"CIEDE2000 ours/grey: **{ph['ciede2000_ratio_vs_grey']:.3f}x**; PSNR gain over grey: **{ph['psnr_gain_vs_grey']:+.2f} dB**.", ""]
+        lines += ["", f"CIEDE2000 {ph.get('rows', ['ours'])[0]}/grey: **{ph['ciede2000_ratio_vs_grey']:.3f}x**; PSNR gain over grey: **{ph['psnr_gain_vs_grey']:+.2f} dB**.", ""]
     if "clips" in res:
         lines += clip_markdown(res["clips"]) + [""]
     return "\n".join(lines)
@@ -451,6 +521,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sheet", type=int, default=12, help="photos in the contact sheet")
     ap.add_argument("--out", type=Path, default=ROOT / "runs/eval")
     ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--guide", action="append", choices=GUIDE_MODES, default=[],
+                    help="photo guidance modes to score, repeatable (default: none); clips take a "
+                         "variant key guide=reference (one reference per shot: its middle frame's truth)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     args.out.mkdir(parents=True, exist_ok=True)
@@ -476,7 +549,7 @@ def main(argv: list[str] | None = None) -> int:
             args.photos_name += f" (hold-out 1/{args.holdout_every})"
         if args.limit:
             files = files[: args.limit]
-        res["photos"] = eval_photos(colorizer, files, args.sheet, args.out)
+        res["photos"] = eval_photos(colorizer, files, args.sheet, args.out, tuple(args.guide or ["none"]))
     if not args.no_clips and args.clips.is_dir():
         files = sorted(p for p in args.clips.iterdir() if p.suffix.lower() in VIDEO_EXTS)
         if args.limit:

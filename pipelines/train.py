@@ -25,18 +25,22 @@ except ModuleNotFoundError:  # Python < 3.11
 import torch
 
 from filmcolor.models import create_model
+from filmcolor.training.guided import GuidedConfig, GuidedTrainer
 from filmcolor.training.trainer import TrainConfig, Trainer, export_weights
 
 
 def load_config(path: Path, overrides: list[str]) -> TrainConfig:
-    """Read a TOML file (``[train]`` table or top level) plus ``key=value`` overrides."""
+    """Read a TOML file (``[train]`` table or top level) plus ``key=value`` overrides.
+
+    ``guided = true`` makes it a run of the guidance head (:class:`GuidedConfig`)."""
     data = tomllib.loads(path.read_text())
-    data = data.get("train", data)
+    data = dict(data.get("train", data))
+    config_cls = GuidedConfig if data.pop("guided", False) else TrainConfig
     base = path.parent
     for ov in overrides:
         k, _, v = ov.partition("=")
         data[k] = tomllib.loads(f"v = {v}")["v"] if v else None
-    known = {f.name for f in fields(TrainConfig)}
+    known = {f.name for f in fields(config_cls)}
     unknown = set(data) - known
     if unknown:
         raise SystemExit(f"unknown config keys: {sorted(unknown)}")
@@ -46,7 +50,7 @@ def load_config(path: Path, overrides: list[str]) -> TrainConfig:
     for key in ("run_dir", "init_weights"):
         if data.get(key):
             data[key] = str((root / data[key]).resolve())
-    return TrainConfig(**data)
+    return config_cls(**data)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -66,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     model = create_model("filmcolor-lite0", pretrained=False, pretrained_encoder=True)
-    trainer = Trainer(cfg, model)
+    trainer = (GuidedTrainer if isinstance(cfg, GuidedConfig) else Trainer)(cfg, model)
     resumed = trainer.try_resume()
     if not resumed and cfg.init_weights:
         state = torch.load(cfg.init_weights, map_location="cpu", weights_only=True)

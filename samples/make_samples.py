@@ -12,6 +12,9 @@ Usage::
 
     python samples/make_samples.py                  # writes samples/sample.mp4
     python samples/make_samples.py --out /tmp/x.mp4 --width 480 --height 270 --crf 23
+    python samples/make_samples.py --stills samples/stills   # the four colour originals, as
+                                                             # reference stills (README, "Guiding
+                                                             # the colours")
 """
 
 from __future__ import annotations
@@ -203,6 +206,22 @@ def write_film(path: Path, width: int, height: int, crf: int) -> None:
             container.mux(packet)
 
 
+def write_stills(folder: Path, width: int = 640) -> list[Path]:
+    """Write each shot's colour photograph, whole (the shot sees only part of it, moving), as
+    ``<folder>/<name>.jpg`` at most ``width`` pixels wide: reference stills for guided colour."""
+    folder.mkdir(parents=True, exist_ok=True)
+    out = []
+    for shot in SHOTS:
+        rgb = _photo(shot.image)
+        if rgb.shape[1] > width:
+            h = round(rgb.shape[0] * width / rgb.shape[1])
+            rgb = cv2.resize(rgb, (width, h), interpolation=cv2.INTER_AREA)
+        path = folder / f"{shot.image}.jpg"
+        cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 92])
+        out.append(path)
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     """Command-line entry point."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -210,8 +229,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--width", type=int, default=640)
     parser.add_argument("--height", type=int, default=360)
     parser.add_argument("--crf", type=int, default=26)
+    parser.add_argument("--stills", type=Path, metavar="DIR",
+                        help="write the shots' colour photographs into DIR instead of the film")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if args.stills:
+        for p in write_stills(args.stills):
+            logger.info("wrote %s", p)
+        return
     write_film(args.out, args.width, args.height, args.crf)
     n = sum(s.frames for s in SHOTS)
     logger.info(

@@ -101,6 +101,7 @@ class Colorizer:
         gain = getattr(getattr(model, "bins", None), "chroma_gain", None)
         self._model_gain = float(gain) if gain is not None else None
         self.chroma_scale = 1.0  # applied to the output of models without a colour distribution
+        self.guide = None  # a filmcolor.guide.Guide: references and hints (see set_guide)
         self.model = model
         if vividness is None and footage:
             vividness = model.cfg.extra.get("footage_vividness")
@@ -136,6 +137,11 @@ class Colorizer:
             gain.fill_(float(vividness))
         else:
             self.chroma_scale = float(vividness)
+
+    def set_guide(self, guide) -> None:
+        """Colour the frames from now on with ``guide`` (:func:`filmcolor.guide.prepare_guide`);
+        frames it does not reach go through the automatic model exactly as without one."""
+        self.guide = guide
 
     def geometry(self, shape: tuple[int, int]) -> RenderGeometry:
         """Render geometry for frames of ``shape``."""
@@ -182,6 +188,39 @@ class Colorizer:
             return self._split_after_oom(lightness, e)
         return ab * self.chroma_scale if self.chroma_scale != 1.0 else ab
 
+    @torch.inference_mode()
+    def predict_guided(
+        self, lightness: torch.Tensor, indices: list[int], geo: RenderGeometry
+    ) -> torch.Tensor:
+        """Like :meth:`predict`, with the guidance of :attr:`guide` for the frames it reaches.
+
+        The encoder runs once per batch: its features feed the decoder and the reference
+        matching alike. Frames without guidance get exactly the automatic model's logits.
+        Where the guidance is sure, its colours are decoded as they are: the vividness gain is
+        the model's correction for its own doubt, which a user's colour does not have.
+        """
+        from filmcolor.guide.planes import match_features
+
+        m = self.model
+        x = self._to_device(lightness)
+        feats = m.encode(x)
+        logits, dec = m.decode(feats)
+        size = tuple(logits.shape[-2:])
+        frac = (geo.size[0] / geo.padded[0], geo.size[1] / geo.padded[1])
+        planes = self.guide.planes(indices, match_features(feats).cpu(), size, frac)
+        rows = [i for i, p in enumerate(planes) if p is not None]
+        ab = m.bins.decode(logits)
+        if rows:
+            sel = torch.tensor(rows, device=logits.device)
+            guide = torch.stack([planes[i] for i in rows]).to(logits.device, logits.dtype)
+            g_logits = logits[sel] + m.guide_head([d[sel] for d in dec], guide)
+            sure = _guidance_reach(guide[:, 2:3].float())
+            ab_g = m.bins.decode(g_logits)
+            ab_plain = m.bins.decode(g_logits, chroma_gain=1.0)
+            ab[sel] = ab_g + (ab_plain - ab_g) * sure.to(ab_g.dtype)
+        ab = ab.float().cpu()
+        return ab * self.chroma_scale if self.chroma_scale != 1.0 else ab
+
     def _split_after_oom(self, lightness: torch.Tensor, error: BaseException) -> torch.Tensor:
         if self.device.type == "cuda":
             torch.cuda.empty_cache()
@@ -202,6 +241,8 @@ class Colorizer:
         encode the previous one while the GPU computes; elsewhere it runs to completion."""
         geo = self.geometry(frames[0].shape)
         x = self._prepare(frames, geo)
+        if self.guide is not None and any(self.guide.applies(fr.index) for fr in frames):
+            return _Batch(frames, geo, self.predict_guided(x, [fr.index for fr in frames], geo))
         if self.device.type != "cuda":
             return _Batch(frames, geo, self.predict(x))
         try:
@@ -278,6 +319,14 @@ class _Batch:
     geometry: RenderGeometry
     ab: torch.Tensor
     done: torch.cuda.Event | None = None
+
+
+def _guidance_reach(conf: torch.Tensor, cells: int = 9) -> torch.Tensor:
+    """How strongly guidance holds around each cell: the confidence plane ``(N, 1, h, w)``
+    spread by a box of ``cells`` (a hint colours its region, not only its disc), in [0, 1]."""
+    spread = F.max_pool2d(conf, 3, stride=1, padding=1)
+    spread = F.avg_pool2d(spread, cells, stride=1, padding=cells // 2, count_include_pad=False)
+    return (2.0 * spread).clamp(0.0, 1.0).maximum(conf)
 
 
 def _is_out_of_memory(error: BaseException) -> bool:

@@ -43,6 +43,7 @@ import contextlib
 import errno
 import itertools
 import logging
+import math
 import os
 import re
 import shutil
@@ -189,6 +190,11 @@ def job_settings(cfg: RunConfig, colorizer=None) -> dict:
     # models may still differ in the last bits of float16; that is not detected.
     settings["device"] = device
     settings["dtype"] = "float16" if half else "float32"
+    if cfg.references or cfg.hints:
+        from filmcolor.guide.spec import load_guidance
+
+        # Files by name, position and content: other guidance is other pixels.
+        settings["guidance"] = load_guidance(cfg.references, cfg.hints).settings()
     return settings
 
 
@@ -198,6 +204,13 @@ def stored_config(cfg: RunConfig, src: Path, out: Path, job_dir: Path) -> dict:
     data.update(input=str(src.resolve()), output=str(out.resolve()), job_dir=str(job_dir.resolve()))
     if cfg.weights is not None:
         data["weights"] = str(Path(cfg.weights).resolve())
+    if cfg.references:
+        from filmcolor.guide.spec import ReferenceSpec, parse_reference
+
+        refs = [parse_reference(r) for r in cfg.references]
+        data["references"] = [str(ReferenceSpec(r.path.resolve(), r.at)) for r in refs]
+    if cfg.hints is not None:
+        data["hints"] = str(Path(cfg.hints).resolve())
     # Not --restart: `resume` must never throw finished chunks away. --overwrite is kept, so a
     # job started to replace an old output can be resumed while that output is still there.
     data.pop("restart", None)
@@ -785,11 +798,16 @@ def run_job(cfg: RunConfig, src: Path, out: Path, info) -> RunSummary:
         OutputError: the disk is too full for the next step.
         FilmcolorError: any decode, model, encode or remux problem.
     """
-    from filmcolor.pipeline import RunSummary, build_colorizer
+    from filmcolor.pipeline import RunSummary, attach_guide, build_colorizer, load_guidance
 
     job_dir = Path(cfg.job_dir) if cfg.job_dir else default_job_dir(out)
     check_job_dir(job_dir, src, out)  # before anything is written
     colorizer = build_colorizer(cfg)  # bad model or weights fail before anything is written
+    spec = load_guidance(cfg)
+    rate = info.frame_rate or Fraction(25)
+    estimate = info.frame_count or max(1, math.floor((info.duration or 0) * rate))
+    # Exemplars and positions before any job file exists: bad guidance leaves nothing behind.
+    attach_guide(colorizer, spec, src, rate, estimate)
     settings = job_settings(cfg, colorizer)
     source = source_identity(src)
     if not job_dir.parent.is_dir():
@@ -815,6 +833,9 @@ def run_job(cfg: RunConfig, src: Path, out: Path, info) -> RunSummary:
                     _remove_stale_temps(job_dir, out)
                     if not manifest.planned:
                         _plan(manifest, src, cfg, colorizer, job_dir)
+                    if colorizer.guide is not None:
+                        # Guidance follows shots: the plan's cuts, as every chunk sees them.
+                        colorizer.guide.set_cuts(manifest.cuts or [])
                     todo = [c for c in manifest.chunks if not c.done]
                     progress = Progress(sum(c.frames for c in todo), enabled=not cfg.quiet)
                     counter = _Counter()

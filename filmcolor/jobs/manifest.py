@@ -67,7 +67,23 @@ def describe_change(field_name: str, old: object, new: object) -> str:
             return "not recorded"
         return "default" if v is None else repr(v)
 
+    if field_name == "guidance":
+        # Files with their digests: name what changed, not two screens of hex.
+        return f"guidance {_guidance_text(old)} -> {_guidance_text(new)}"
     return f"{field_name} {show(old)} -> {show(new)}"
+
+
+def _guidance_text(v: object) -> str:
+    """``"ref a.jpg@2.0 (3f9a21c0), hints h.json (77ab01de)"`` from recorded guidance settings."""
+    if not isinstance(v, dict) or not v:
+        return "none"
+    parts = [
+        f"ref {r.get('file')}" + (f"@{r['at']}" if r.get("at") else "") + f" ({str(r.get('sha256'))[:8]})"
+        for r in v.get("references", [])
+    ]
+    if v.get("hints"):
+        parts.append(f"hints {v['hints'].get('file')} ({str(v['hints'].get('sha256'))[:8]})")
+    return ", ".join(parts)
 
 
 @dataclass

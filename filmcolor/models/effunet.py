@@ -101,24 +101,102 @@ class EffUNet(ChromaModel):
         )
         self.bins = ABBins(temperature=temperature)
         self.head = nn.Conv2d(d4, self.bins.num_bins, 1)
+        self.guide_head = GuideHead(d16, d8, d4, self.bins.num_bins)
 
-    def forward(self, lightness: torch.Tensor) -> torch.Tensor:
-        """Logits ``(N, Q, H/4, W/4)`` for lightness ``(N, 1, H, W)`` in [0, 100], H, W multiples of 32."""
+    def encode(self, lightness: torch.Tensor) -> list[torch.Tensor]:
+        """Encoder features at strides 4, 8, 16 and 32 for lightness ``(N, 1, H, W)`` in [0, 100]."""
         # The encoder was trained on RGB scaled to [-1, 1]; a grey image copied to three channels
         # keeps its ImageNet behaviour (REFERENCE.md section 7).
         x = (lightness / 50.0 - 1.0).expand(-1, 3, -1, -1)
         if self.encoder.conv_stem.weight.is_contiguous(memory_format=torch.channels_last):
             x = x.contiguous(memory_format=torch.channels_last)
-        f4, f8, f16, f32 = self.encoder(x)
-        y = self.lateral(f32)
-        y = self.up16(torch.cat([F.interpolate(y, size=f16.shape[-2:]), f16], 1))
-        y = self.up8(torch.cat([F.interpolate(y, size=f8.shape[-2:]), f8], 1))
-        y = self.up4(torch.cat([F.interpolate(y, size=f4.shape[-2:]), f4], 1))
-        return self.head(y)
+        return self.encoder(x)
 
-    def predict_ab(self, lightness: torch.Tensor) -> torch.Tensor:
+    def decode(self, feats: list[torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Automatic logits ``(N, Q, H/4, W/4)`` and the decoder's features at strides 16, 8, 4."""
+        f4, f8, f16, f32 = feats
+        y16 = self.lateral(f32)
+        y16 = self.up16(torch.cat([F.interpolate(y16, size=f16.shape[-2:]), f16], 1))
+        y8 = self.up8(torch.cat([F.interpolate(y16, size=f8.shape[-2:]), f8], 1))
+        y4 = self.up4(torch.cat([F.interpolate(y8, size=f4.shape[-2:]), f4], 1))
+        return self.head(y4), [y16, y8, y4]
+
+    def forward(self, lightness: torch.Tensor, guide: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits ``(N, Q, H/4, W/4)`` for lightness ``(N, 1, H, W)`` in [0, 100], H, W multiples of 32.
+
+        ``guide`` ``(N, 3, H/4, W/4)`` (see :mod:`filmcolor.guide`) adds the guidance head's
+        correction; without it the result is the automatic model's, untouched.
+        """
+        logits, dec = self.decode(self.encode(lightness))
+        if guide is None:
+            return logits
+        return logits + self.guide_head(dec, guide)
+
+    def predict_ab(self, lightness: torch.Tensor, guide: torch.Tensor | None = None) -> torch.Tensor:
         """Annealed-mean a/b ``(N, 2, H/4, W/4)`` for lightness ``(N, 1, H, W)``."""
-        return self.bins.decode(self(lightness))
+        return self.bins.decode(self(lightness, guide))
+
+    def load_weights(self, state: dict) -> None:
+        """Load a weights payload; files written before the guidance head existed leave it at its
+        zero initialisation, so guidance then changes nothing."""
+        sd = state.get("state_dict", state)
+        if not any(k.startswith("guide_head.") for k in sd):
+            own = self.state_dict()
+            sd = {**{k: v for k, v in own.items() if k.startswith("guide_head.")}, **sd}
+        super().load_weights({"state_dict": sd})
+
+
+class GuideHead(nn.Module):
+    """Guidance enters the network here: a small U-Net over the decoder's features (strides 16,
+    8, 4) and the guidance planes (a, b and a confidence at stride 4) that returns a correction
+    of the logits.
+
+    Why a head beside the decoder rather than extra input channels: the automatic model stays
+    exactly itself (the head is skipped without guidance, and trained with the rest frozen), the
+    encoder's features are computed once for a frame and reused by the reference matching, and
+    the head's strides 8 and 16 carry a hint over the region it lands on, which the decoder's
+    own features delimit. The last convolution starts at zero, so before training the head
+    changes nothing (Zhang et al. 2017 initialise their hint input the same way).
+    """
+
+    def __init__(
+        self, d16: int, d8: int, d4: int, num_bins: int, width: tuple[int, int, int] = (32, 48, 96)
+    ) -> None:
+        super().__init__()
+        w4, w8, w16 = width
+        act = nn.ReLU(inplace=True)
+        # Stride 4 has 16x the cells of stride 16: pointwise mixing and a depthwise 3x3 there, the
+        # full 3x3 convolutions at strides 8 and 16 (as in the decoder, for the CPU's sake).
+        self.in4 = nn.Sequential(nn.Conv2d(d4 + 3, w4, 1), act)
+        self.down8 = nn.Sequential(nn.Conv2d(w4, w8, 3, stride=2, padding=1), act)
+        self.mix8 = nn.Sequential(nn.Conv2d(w8 + d8, w8, 3, padding=1), act)
+        self.down16 = nn.Sequential(nn.Conv2d(w8, w16, 3, stride=2, padding=1), act)
+        self.mix16 = nn.Sequential(
+            nn.Conv2d(w16 + d16, w16, 3, padding=1), act,
+            nn.Conv2d(w16, w16, 3, padding=2, dilation=2), act,
+        )
+        self.up8 = nn.Sequential(nn.Conv2d(w16 + w8, w8, 3, padding=1), act)
+        self.up4 = nn.Sequential(
+            nn.Conv2d(w8 + w4, w4, 1), act, nn.Conv2d(w4, w4, 3, padding=1, groups=w4), act
+        )
+        self.out = nn.Conv2d(w4, num_bins, 1)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, dec: list[torch.Tensor], guide: torch.Tensor) -> torch.Tensor:
+        """Logit correction ``(N, Q, h, w)`` from decoder features ``[y16, y8, y4]`` and ``guide``."""
+        y16, y8, y4 = dec
+        guide = guide.to(y4.dtype)
+        if y4.is_contiguous(memory_format=torch.channels_last):
+            guide = guide.contiguous(memory_format=torch.channels_last)
+        h4 = self.in4(torch.cat([y4, guide], 1))
+        h8 = self.down8(h4)
+        h8 = self.mix8(torch.cat([h8, F.interpolate(y8, size=h8.shape[-2:])], 1))
+        h16 = self.down16(h8)
+        h16 = self.mix16(torch.cat([h16, F.interpolate(y16, size=h16.shape[-2:])], 1))
+        u8 = self.up8(torch.cat([F.interpolate(h16, size=h8.shape[-2:], mode="bilinear"), h8], 1))
+        u4 = self.up4(torch.cat([F.interpolate(u8, size=h4.shape[-2:], mode="bilinear"), h4], 1))
+        return self.out(u4)
 
 
 FOOTAGE_VIVIDNESS: float = 0.7
