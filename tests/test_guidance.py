@@ -59,23 +59,34 @@ def test_unguided_forward_is_the_automatic_model(lite0) -> None:
     assert torch.equal(plain, logits)
 
 
-def test_fresh_guide_head_changes_nothing() -> None:
-    # Zero-initialised last layer: before training, guidance cannot move a single logit.
+def test_untrained_head_passes_the_given_colour_through() -> None:
+    # The last layer starts at zero: the head's colour is the given one and its confidence the
+    # given one, so a hint already pulls its cell's colour to itself before any training.
     model = create_model("filmcolor-lite0", pretrained=False).eval()
-    lightness = torch.rand(1, 1, 64, 64) * 100
-    guide = torch.rand(1, 3, 16, 16)
+    lightness = torch.full((1, 1, 64, 64), 50.0)
+    guide = torch.zeros(1, 3, 16, 16)
+    paint_hints(guide[0], [(0.5, 0.5, 60.0, -40.0, 0.0)])
     with torch.no_grad():
-        assert torch.equal(model(lightness), model(lightness, guide))
+        logits, dec = model.decode(model.encode(lightness))
+        ab, conf = model.guide_head.guidance(dec, guide)
+        guided = model.bins.expected(model.guided_logits(logits, dec, guide))
+    assert ab[0, :, 8, 8].tolist() == pytest.approx([60.0, -40.0], abs=1e-3)
+    assert float(conf[0, 0, 8, 8]) == pytest.approx(float(torch.sigmoid(torch.tensor(4.0))))
+    assert float(conf[0, 0, 0, 0]) < 0.02
+    plain = model.bins.expected(logits)
+    assert float((guided[0, :, 8, 8] - torch.tensor([60.0, -40.0])).norm()) < 0.5 * float(
+        (plain[0, :, 8, 8] - torch.tensor([60.0, -40.0])).norm()
+    )
 
 
-def test_weights_without_a_head_load_as_unguided(lite0) -> None:
+def test_weights_without_a_head_load_and_stay_unguided(lite0) -> None:
     state = {k: v for k, v in lite0.state_dict().items() if not k.startswith("guide_head.")}
     model = create_model("filmcolor-lite0", pretrained=False).eval()
     model.load_weights({"state_dict": state})
     assert float(model.guide_head.out.weight.detach().abs().sum()) == 0.0
     lightness = torch.rand(1, 1, 64, 64) * 100
     with torch.no_grad():
-        assert torch.equal(model(lightness), model(lightness, torch.rand(1, 3, 16, 16)))
+        assert torch.equal(model(lightness), lite0(lightness))
 
 
 def test_shipped_head_is_trained(lite0) -> None:
@@ -220,3 +231,26 @@ def test_job_refuses_changed_guidance_and_resumes_with_the_same(
     hints.write_text(json.dumps({"hints": [{"x": 0.3, "y": 0.3, "color": "#c03020"}]}))
     assert main(["resume", str(job), "-q"]) == 0
     assert out.is_file() and not job.exists()
+
+
+def test_guided_batch_out_of_memory_retries_in_halves(clip_ntsc: Clip, caplog) -> None:
+    frames = _frames(clip_ntsc)[:8]
+    col = build_colorizer(RunConfig(input="x", render_size=64, batch_size=8))
+    col.set_guide(Guide(hints=[_Hint(0.5, 0.5, 60.0, 40.0, 0.05)]))
+    reference = {fr.index: fr.ab.copy() for fr in col.colorize_batch([Frame(f.index, f.luma) for f in frames])}
+    real = col.model.encode
+    seen: list[int] = []
+
+    def limited(x):
+        seen.append(x.shape[0])
+        if x.shape[0] > 2:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real(x)
+
+    col.model.encode = limited
+    out = col.colorize_batch([Frame(f.index, f.luma) for f in frames])
+    assert [fr.index for fr in out] == list(range(8))
+    for fr in out:
+        assert np.allclose(fr.ab, reference[fr.index], atol=1e-3)
+    assert seen[:3] == [8, 4, 2] and col.batch_size == 2
+    assert "batch size lowered to 2" in caplog.text

@@ -264,6 +264,9 @@ def prepare_guide(
         hint = _Hint(h.x, h.y, a, b, h.radius)
         if h.at is not None:
             hint.frame = locate(h.at, "--hints frame")
+            if src is None:
+                guide.hints.append(hint)  # a still: its one frame is the hint's frame
+                continue
             if hint.frame not in anchors:
                 anchors[hint.frame] = _frame_descriptors(describer, src, hint.frame)
             hint.anchor = _anchor(anchors[hint.frame], *_padded_xy(describer, src, h))

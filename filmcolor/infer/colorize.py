@@ -213,13 +213,36 @@ class Colorizer:
         if rows:
             sel = torch.tensor(rows, device=logits.device)
             guide = torch.stack([planes[i] for i in rows]).to(logits.device, logits.dtype)
-            g_logits = logits[sel] + m.guide_head([d[sel] for d in dec], guide)
+            g_logits = m.guided_logits(logits[sel], [d[sel] for d in dec], guide)
             sure = _guidance_reach(guide[:, 2:3].float())
             ab_g = m.bins.decode(g_logits)
             ab_plain = m.bins.decode(g_logits, chroma_gain=1.0)
             ab[sel] = ab_g + (ab_plain - ab_g) * sure.to(ab_g.dtype)
         ab = ab.float().cpu()
         return ab * self.chroma_scale if self.chroma_scale != 1.0 else ab
+
+    def _guided_with_retry(
+        self, lightness: torch.Tensor, indices: list[int], geo: RenderGeometry
+    ) -> torch.Tensor:
+        """:meth:`predict_guided` with the out-of-memory rule of :meth:`predict` (halve, retry)."""
+        try:
+            return self.predict_guided(lightness, indices, geo)
+        except (torch.OutOfMemoryError, RuntimeError) as e:
+            if not _is_out_of_memory(e):
+                raise
+            n = lightness.shape[0]
+            if n == 1:
+                raise OutOfMemoryError(
+                    f"out of memory on {self.device} even for one frame at render size "
+                    f"{self.render_size}; lower --render-size or use --device cpu"
+                ) from e
+            if self.device.type == "cuda":
+                torch.cuda.empty_cache()
+            self.batch_size = max(1, n // 2)
+            logger.warning("out of memory on %s: batch size lowered to %d", self.device, self.batch_size)
+            k = n // 2
+            return torch.cat([self._guided_with_retry(lightness[:k], indices[:k], geo),
+                              self._guided_with_retry(lightness[k:], indices[k:], geo)])
 
     def _split_after_oom(self, lightness: torch.Tensor, error: BaseException) -> torch.Tensor:
         if self.device.type == "cuda":
@@ -242,7 +265,7 @@ class Colorizer:
         geo = self.geometry(frames[0].shape)
         x = self._prepare(frames, geo)
         if self.guide is not None and any(self.guide.applies(fr.index) for fr in frames):
-            return _Batch(frames, geo, self.predict_guided(x, [fr.index for fr in frames], geo))
+            return _Batch(frames, geo, self._guided_with_retry(x, [fr.index for fr in frames], geo))
         if self.device.type != "cuda":
             return _Batch(frames, geo, self.predict(x))
         try:

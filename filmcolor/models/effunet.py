@@ -101,7 +101,7 @@ class EffUNet(ChromaModel):
         )
         self.bins = ABBins(temperature=temperature)
         self.head = nn.Conv2d(d4, self.bins.num_bins, 1)
-        self.guide_head = GuideHead(d16, d8, d4, self.bins.num_bins)
+        self.guide_head = GuideHead(d16, d8, d4)
 
     def encode(self, lightness: torch.Tensor) -> list[torch.Tensor]:
         """Encoder features at strides 4, 8, 16 and 32 for lightness ``(N, 1, H, W)`` in [0, 100]."""
@@ -130,7 +130,11 @@ class EffUNet(ChromaModel):
         logits, dec = self.decode(self.encode(lightness))
         if guide is None:
             return logits
-        return logits + self.guide_head(dec, guide)
+        return self.guided_logits(logits, dec, guide)
+
+    def guided_logits(self, logits: torch.Tensor, dec: list[torch.Tensor], guide: torch.Tensor) -> torch.Tensor:
+        """The automatic ``logits`` with the guidance head's evidence added (see :class:`GuideHead`)."""
+        return logits + self.guide_head(dec, guide, self.bins.centres)
 
     def predict_ab(self, lightness: torch.Tensor, guide: torch.Tensor | None = None) -> torch.Tensor:
         """Annealed-mean a/b ``(N, 2, H/4, W/4)`` for lightness ``(N, 1, H, W)``."""
@@ -138,7 +142,7 @@ class EffUNet(ChromaModel):
 
     def load_weights(self, state: dict) -> None:
         """Load a weights payload; files written before the guidance head existed leave it at its
-        zero initialisation, so guidance then changes nothing."""
+        initialisation, which passes given colours through untrained (see :class:`GuideHead`)."""
         sd = state.get("state_dict", state)
         if not any(k.startswith("guide_head.") for k in sd):
             own = self.state_dict()
@@ -148,55 +152,91 @@ class EffUNet(ChromaModel):
 
 class GuideHead(nn.Module):
     """Guidance enters the network here: a small U-Net over the decoder's features (strides 16,
-    8, 4) and the guidance planes (a, b and a confidence at stride 4) that returns a correction
-    of the logits.
+    8, 4) and the guidance planes (a, b and a confidence at stride 4).
 
     Why a head beside the decoder rather than extra input channels: the automatic model stays
     exactly itself (the head is skipped without guidance, and trained with the rest frozen), the
     encoder's features are computed once for a frame and reused by the reference matching, and
     the head's strides 8 and 16 carry a hint over the region it lands on, which the decoder's
-    own features delimit. The last convolution starts at zero, so before training the head
-    changes nothing (Zhang et al. 2017 initialise their hint input the same way).
+    own features delimit.
+
+    What it predicts is guidance, not logits: a colour and a confidence for every cell (the
+    given ones spread over the regions they belong to). They enter the automatic model's class
+    scores as evidence, ``-k * conf * |c_q - ab|^2 / (2 sigma^2)`` for each colour class ``c_q``:
+    a product of the model's distribution with a Gaussian around the guided colour, sharper the
+    surer the guidance. A head that had to map a colour to some 300 class scores itself learned
+    nothing useful in 300 steps; this one only has to move colours around. The last convolution
+    starts at zero, so an untrained head passes the given colours through unchanged, with the
+    given confidence.
     """
 
+    SIGMA: float = 10.0
+    """Spread (Lab units) of the guided colour's evidence: the bins' own spacing."""
+
     def __init__(
-        self, d16: int, d8: int, d4: int, num_bins: int, width: tuple[int, int, int] = (32, 48, 96)
+        self, d16: int, d8: int, d4: int, width: tuple[int, int, int] = (32, 48, 96),
+        ab_scale: float = 110.0,
     ) -> None:
         super().__init__()
         w4, w8, w16 = width
+        self.ab_scale = ab_scale
         act = nn.ReLU(inplace=True)
         # Stride 4 has 16x the cells of stride 16: pointwise mixing and a depthwise 3x3 there, the
         # full 3x3 convolutions at strides 8 and 16 (as in the decoder, for the CPU's sake).
         self.in4 = nn.Sequential(nn.Conv2d(d4 + 3, w4, 1), act)
         self.down8 = nn.Sequential(nn.Conv2d(w4, w8, 3, stride=2, padding=1), act)
-        self.mix8 = nn.Sequential(nn.Conv2d(w8 + d8, w8, 3, padding=1), act)
+        self.mix8 = nn.Sequential(nn.Conv2d(w8 + d8 + 3, w8, 3, padding=1), act)
         self.down16 = nn.Sequential(nn.Conv2d(w8, w16, 3, stride=2, padding=1), act)
         self.mix16 = nn.Sequential(
-            nn.Conv2d(w16 + d16, w16, 3, padding=1), act,
+            nn.Conv2d(w16 + d16 + 3, w16, 3, padding=1), act,
             nn.Conv2d(w16, w16, 3, padding=2, dilation=2), act,
         )
         self.up8 = nn.Sequential(nn.Conv2d(w16 + w8, w8, 3, padding=1), act)
         self.up4 = nn.Sequential(
             nn.Conv2d(w8 + w4, w4, 1), act, nn.Conv2d(w4, w4, 3, padding=1, groups=w4), act
         )
-        self.out = nn.Conv2d(w4, num_bins, 1)
+        self.out = nn.Conv2d(w4, 3, 1)  # a, b residuals and a confidence score
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
+        # Strength k of the evidence, as log k (k = 1 at the start).
+        self.log_strength = nn.Parameter(torch.zeros(()))
 
-    def forward(self, dec: list[torch.Tensor], guide: torch.Tensor) -> torch.Tensor:
-        """Logit correction ``(N, Q, h, w)`` from decoder features ``[y16, y8, y4]`` and ``guide``."""
+    @staticmethod
+    def _pooled(guide: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        # Colour weighted by confidence, averaged; a hint smaller than a coarse cell still counts.
+        pooled = F.adaptive_avg_pool2d(guide, size)
+        conf = F.adaptive_max_pool2d(guide[:, 2:3], size)
+        return torch.cat([pooled[:, :2], conf], 1)
+
+    def guidance(self, dec: list[torch.Tensor], guide: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Spread colour ``(N, 2, h, w)`` (Lab) and confidence ``(N, 1, h, w)`` in [0, 1]."""
         y16, y8, y4 = dec
         guide = guide.to(y4.dtype)
         if y4.is_contiguous(memory_format=torch.channels_last):
             guide = guide.contiguous(memory_format=torch.channels_last)
         h4 = self.in4(torch.cat([y4, guide], 1))
         h8 = self.down8(h4)
-        h8 = self.mix8(torch.cat([h8, F.interpolate(y8, size=h8.shape[-2:])], 1))
+        s8 = h8.shape[-2:]
+        h8 = self.mix8(torch.cat([h8, F.interpolate(y8, size=s8), self._pooled(guide, s8)], 1))
         h16 = self.down16(h8)
-        h16 = self.mix16(torch.cat([h16, F.interpolate(y16, size=h16.shape[-2:])], 1))
-        u8 = self.up8(torch.cat([F.interpolate(h16, size=h8.shape[-2:], mode="bilinear"), h8], 1))
+        s16 = h16.shape[-2:]
+        h16 = self.mix16(torch.cat([h16, F.interpolate(y16, size=s16), self._pooled(guide, s16)], 1))
+        u8 = self.up8(torch.cat([F.interpolate(h16, size=s8, mode="bilinear"), h8], 1))
         u4 = self.up4(torch.cat([F.interpolate(u8, size=h4.shape[-2:], mode="bilinear"), h4], 1))
-        return self.out(u4)
+        out = self.out(u4)
+        conf_in = guide[:, 2:3]
+        # Given colour where there is one (planes hold ab * conf / scale), plus what the head adds.
+        ab = (guide[:, :2] / conf_in.clamp(min=1e-3) + out[:, :2]) * self.ab_scale
+        conf = torch.sigmoid(out[:, 2:3] + 8.0 * conf_in - 4.0)
+        return ab, conf
+
+    def forward(self, dec: list[torch.Tensor], guide: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
+        """Logit evidence ``(N, Q, h, w)`` for the class ``centres (Q, 2)``."""
+        ab, conf = self.guidance(dec, guide)
+        c = centres.to(ab.dtype)
+        # |c - ab|^2 = |c|^2 - 2 c.ab + |ab|^2, as one 1x1 convolution.
+        d2 = (c * c).sum(1).view(1, -1, 1, 1) - 2 * F.conv2d(ab, c.view(-1, 2, 1, 1)) + (ab * ab).sum(1, keepdim=True)
+        return -self.log_strength.exp() * conf * d2 / (2 * self.SIGMA**2)
 
 
 FOOTAGE_VIVIDNESS: float = 0.7

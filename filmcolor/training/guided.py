@@ -142,7 +142,7 @@ class GuidedTrainer(Trainer):
         for g in self.opt.param_groups:
             g["lr"] = g["base_lr"] * f
         self.model.guide_head.train()
-        logits = logits0 + self.model.guide_head(dec, guides)
+        logits = self.model.guided_logits(logits0, dec, guides)
         loss, parts = colorization_loss(logits, ab4, self.model.bins, self.class_weights, cfg.reg_weight)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
