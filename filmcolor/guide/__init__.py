@@ -13,8 +13,8 @@ from filmcolor.guide.guider import Guide, prepare_guide, supports_guidance
 from filmcolor.guide.spec import GuidanceSpec, HintSpec, ReferenceSpec, load_guidance
 
 __all__ = [
-    "Guide",
     "GuidanceSpec",
+    "Guide",
     "HintSpec",
     "ReferenceSpec",
     "load_guidance",
