@@ -254,3 +254,55 @@ def test_guided_batch_out_of_memory_retries_in_halves(clip_ntsc: Clip, caplog) -
         assert np.allclose(fr.ab, reference[fr.index], atol=1e-3)
     assert seen[:3] == [8, 4, 2] and col.batch_size == 2
     assert "batch size lowered to 2" in caplog.text
+
+
+# -- previews -----------------------------------------------------------------------------------
+def _decoded(path: Path) -> list[np.ndarray]:
+    import av
+
+    with av.open(str(path)) as c:
+        return [f.to_ndarray() for f in c.decode(video=0)]
+
+
+def test_guided_preview_equals_the_full_guided_run(clip_ntsc: Clip, tmp_path: Path) -> None:
+    from filmcolor.__main__ import main
+
+    frames = _frames(clip_ntsc)
+    still = tmp_path / "still.png"
+    assert cv2.imwrite(str(still), _tinted(frames[40].luma, (40, 160, 60)))
+    hints = tmp_path / "h.json"
+    hints.write_text(json.dumps({"hints": [{"frame": 38, "x": 0.4, "y": 0.5, "color": "#c02020"}]}))
+    guidance = ["--reference", f"{still}@40f", "--hints", str(hints)]
+    exact = ["--codec", "ffv1", "--render-size", "64", "-q"]
+    full = tmp_path / "full.mkv"
+    assert main([str(clip_ntsc.path), "-o", str(full), *exact, *guidance]) == 0
+    unguided = tmp_path / "plain.mkv"
+    assert main([str(clip_ntsc.path), "-o", str(unguided), *exact]) == 0
+    clip = tmp_path / "p.mkv"
+    assert main(["preview", str(clip_ntsc.path), "--frames", "28-44", "-o", str(clip), *exact, *guidance]) == 0
+    got, whole, plain = _decoded(clip), _decoded(full), _decoded(unguided)
+    assert len(got) == 16
+    for k, i in enumerate(range(28, 44)):
+        assert np.array_equal(got[k], whole[i]), f"frame {i}"
+        # Frames 28-31 belong to the shot before the cut at 32: no guidance reaches them.
+        assert np.array_equal(whole[i], plain[i]) == (i < 32), f"frame {i}"
+
+
+def test_before_after_sheet_has_an_unguided_row(clip_ntsc: Clip, tmp_path: Path) -> None:
+    from filmcolor.__main__ import main
+
+    frames = _frames(clip_ntsc)
+    still = tmp_path / "still.png"
+    assert cv2.imwrite(str(still), _tinted(frames[4].luma, (220, 60, 40)))
+    out = tmp_path / "ba.mp4"
+    assert main(["preview", str(clip_ntsc.path), "--frames", "0-8", "-o", str(out), "--render-size", "64",
+                 "--reference", str(still), "--before-after", "--sheet", "2", "-q"]) == 0
+    assert not out.exists()  # a comparison writes the sheet only
+    sheet = cv2.imread(str(out.with_suffix(".png")))
+    h, w = clip_ntsc.height, clip_ntsc.width
+    assert sheet.shape == (2 * h, 2 * w, 3)
+    ycc = cv2.cvtColor(sheet, cv2.COLOR_BGR2YCrCb).astype(np.float32)
+    before, after = ycc[:h, :w], ycc[h:, :w]
+    # Same picture, redder colour in the guided row (labels aside, the luminance agrees).
+    assert np.abs(before[h // 4 :, :, 0] - after[h // 4 :, :, 0]).mean() < 2
+    assert after[h // 4 :, :, 1].mean() > before[h // 4 :, :, 1].mean() + 1
