@@ -77,7 +77,7 @@ def photo_guide(truth: np.ndarray, mode: str, name: str, colorizer: Colorizer):
     run and every model gets the same references and hints); None for ``none``."""
     import zlib
 
-    from filmcolor.guide.guider import Describer, Guide, _Hint, rgb_to_ab
+    from filmcolor.guide.guider import Describer, Guide, ResolvedHint, rgb_to_ab
 
     if mode == "none":
         return None
@@ -93,7 +93,7 @@ def photo_guide(truth: np.ndarray, mode: str, name: str, colorizer: Colorizer):
         cy, cx = int(gen.integers(2, h - 2)), int(gen.integers(2, w - 2))
         rgb = truth[cy - 2 : cy + 3, cx - 2 : cx + 3].reshape(-1, 3).mean(0)
         a, b = rgb_to_ab(tuple(round(v) for v in rgb))
-        guide.hints.append(_Hint((cx + 0.5) / w, (cy + 0.5) / h, a, b, 0.01))
+        guide.hints.append(ResolvedHint((cx + 0.5) / w, (cy + 0.5) / h, a, b, 0.01))
     return guide
 
 
@@ -160,15 +160,19 @@ def eval_photos(colorizer: Colorizer, files: list[Path], sheet_n: int, out: Path
 
 
 def write_photo_table(path: Path, names: list[str], rows: dict, cf_truth: list[float]) -> None:
-    """One CSV line per photo: CIEDE2000 and PSNR of ours and of grey, colourfulness of ours and truth."""
+    """One CSV line per photo: CIEDE2000 and PSNR of ours and of grey, colourfulness of ours and
+    truth; with several guidance modes, the CIEDE2000 of each further row too."""
     import csv
 
+    ours = [k for k in rows if k != "grey"]
     with open(path, "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["file", "ciede2000", "ciede2000_grey", "psnr", "psnr_grey", "colorfulness", "colorfulness_truth"])
+        w.writerow(["file", "ciede2000", "ciede2000_grey", "psnr", "psnr_grey", "colorfulness", "colorfulness_truth",
+                    *(f"ciede2000_{k}" for k in ours[1:])])
         for i, n in enumerate(names):
-            o, g = rows["ours"][i], rows["grey"][i]
-            w.writerow([n, f"{o[0]:.4f}", f"{g[0]:.4f}", f"{o[1]:.3f}", f"{g[1]:.3f}", f"{o[3]:.3f}", f"{cf_truth[i]:.3f}"])
+            o, g = rows[ours[0]][i], rows["grey"][i]
+            w.writerow([n, f"{o[0]:.4f}", f"{g[0]:.4f}", f"{o[1]:.3f}", f"{g[1]:.3f}", f"{o[3]:.3f}", f"{cf_truth[i]:.3f}",
+                        *(f"{rows[k][i][0]:.4f}" for k in ours[1:])])
 
 
 def write_sheet(rows: list[np.ndarray], path: Path, width: int) -> None:

@@ -130,3 +130,53 @@ def test_clip_evaluation_reports_footage_metrics(tmp_path):
 def test_clip_variant_errors():
     with pytest.raises(SystemExit, match="unknown key"):
         evaluate.clip_variants(argparse.Namespace(variant=["x:speed=2"], smoothing=0.5))
+
+
+def _textured_photos(tmp_path: Path) -> list[Path]:
+    """Photos whose halves differ in texture as well as colour (stripes | checks), so the
+    encoder's features can tell them apart, as in real pictures."""
+    rng = np.random.default_rng(5)
+    yy, xx = np.mgrid[0:96, 0:128]
+    stripes = (np.sin(xx * 0.8) > 0)[..., None]
+    checks = (((xx // 6) + (yy // 6)) % 2 == 0)[..., None]
+    files = []
+    for i in range(3):
+        left, right = rng.integers(40, 215, 3), rng.integers(40, 215, 3)
+        img = np.where(xx[..., None] < 64, left * (0.7 + 0.3 * stripes), right * (0.7 + 0.3 * checks))
+        p = tmp_path / f"t{i}.png"
+        cv2.imwrite(str(p), img.astype(np.uint8))
+        files.append(p)
+    return files
+
+
+def test_guided_photo_rows_and_the_reference_mode(tmp_path):
+    """Each guidance mode is a row of its own; the truth as reference (cropped and flipped)
+    brings the colour much closer than no guidance; the guidance is the same on every run."""
+    files = _textured_photos(tmp_path)
+    col = Colorizer(create_model("filmcolor-lite0"), device="cpu", render_size=96)
+    res = evaluate.eval_photos(col, files, sheet_n=1, out=tmp_path, modes=("none", "reference", "hints"))
+    assert res["rows"] == ["ours", "ours+reference", "ours+hints"]
+    for row in res["rows"]:
+        assert res[row]["ciede2000_ratio_vs_grey"] == pytest.approx(res[row]["ciede2000"] / res["grey"]["ciede2000"])
+    assert res["ours+reference"]["ciede2000"] < 0.8 * res["ours"]["ciede2000"]
+    with open(tmp_path / "photos.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert _mean(rows, "ciede2000_ours+hints") == pytest.approx(res["ours+hints"]["ciede2000"], abs=1e-3)
+    truth = cv2.cvtColor(cv2.imread(str(files[0])), cv2.COLOR_BGR2RGB)
+    a = evaluate.photo_guide(truth, "hints", files[0].name, col)
+    b = evaluate.photo_guide(truth, "hints", files[0].name, col)
+    assert len(a.hints) == evaluate.PHOTO_HINTS
+    assert [(h.x, h.y, h.a, h.b) for h in a.hints] == [(h.x, h.y, h.a, h.b) for h in b.hints]
+
+
+def test_clip_reference_variant_takes_one_reference_per_shot(tmp_path):
+    clip = _colour_clip(tmp_path / "c.mp4")
+    col = Colorizer(create_model("filmcolor-lite0"), device="cpu", render_size=64)
+    variants = evaluate.clip_variants(
+        argparse.Namespace(variant=["ours:", "ref:guide=reference"], smoothing=0.5))
+    assert variants["ref"]["guide"] == "reference" and variants["ours"]["guide"] == "none"
+    res = evaluate.eval_clips(col, [clip], max_frames=12, short=48, variants=variants)
+    assert res["ref"]["ciede2000"] < res["ours"]["ciede2000"]
+    assert col.guide is None  # the evaluation leaves the stage unguided
+    with pytest.raises(SystemExit, match="guide is none or reference"):
+        evaluate.clip_variants(argparse.Namespace(variant=["x:guide=hints"], smoothing=0.5))

@@ -14,7 +14,7 @@ import torch
 
 from filmcolor.config import RunConfig
 from filmcolor.frames import Frame
-from filmcolor.guide.guider import Guide, _Hint, rgb_to_ab
+from filmcolor.guide.guider import Guide, ResolvedHint, rgb_to_ab
 from filmcolor.guide.planes import AB_SCALE, Exemplar, paint_hints, transfer
 from filmcolor.guide.spec import GuidanceSpec, HintSpec, load_guidance
 from filmcolor.io.decode import decode, decode_image
@@ -122,7 +122,7 @@ def test_guide_that_reaches_no_frame_is_bit_identical(clip_ntsc: Clip) -> None:
     frames = _frames(clip_ntsc)[:16]
     plain = build_colorizer(SMALL)
     guided = build_colorizer(SMALL)
-    guide = Guide(hints=[_Hint(0.5, 0.5, 60.0, 40.0, 0.05, frame=40)])
+    guide = Guide(hints=[ResolvedHint(0.5, 0.5, 60.0, 40.0, 0.05, frame=40)])
     guide.set_cuts([16, 32])
     guided.set_guide(guide)
     a = plain.colorize_batch([Frame(f.index, f.luma) for f in frames[:4]])
@@ -136,7 +136,7 @@ def test_hint_moves_the_colour_at_its_point(image_png: Path) -> None:
     target = rgb_to_ab((40, 80, 210))  # a clear blue
     col = build_colorizer(RunConfig(input="x", render_size=128), footage=False)
     plain = col.colorize_batch([Frame(0, frame.luma)])[0].ab
-    col.set_guide(Guide(hints=[_Hint(0.5, 0.5, *target, 0.04)]))
+    col.set_guide(Guide(hints=[ResolvedHint(0.5, 0.5, *target, 0.04)]))
     guided = col.colorize_batch([Frame(0, frame.luma)])[0].ab
     h, w = plain.shape[1:]
     at = (slice(h // 2 - 1, h // 2 + 1), slice(w // 2 - 1, w // 2 + 1))
@@ -236,7 +236,7 @@ def test_job_refuses_changed_guidance_and_resumes_with_the_same(
 def test_guided_batch_out_of_memory_retries_in_halves(clip_ntsc: Clip, caplog) -> None:
     frames = _frames(clip_ntsc)[:8]
     col = build_colorizer(RunConfig(input="x", render_size=64, batch_size=8))
-    col.set_guide(Guide(hints=[_Hint(0.5, 0.5, 60.0, 40.0, 0.05)]))
+    col.set_guide(Guide(hints=[ResolvedHint(0.5, 0.5, 60.0, 40.0, 0.05)]))
     reference = {fr.index: fr.ab.copy() for fr in col.colorize_batch([Frame(f.index, f.luma) for f in frames])}
     real = col.model.encode
     seen: list[int] = []

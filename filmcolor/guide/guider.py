@@ -57,7 +57,10 @@ def supports_guidance(model: torch.nn.Module) -> bool:
 
 
 @dataclass
-class _Hint:
+class ResolvedHint:
+    """A hint ready for the planes: position and radius relative to the picture, colour in Lab
+    a/b, the frame it marks (None: every shot) and that spot's descriptor for tracking."""
+
     x: float
     y: float
     a: float
@@ -75,11 +78,12 @@ class Guide:
         film_exemplar: the references without a position (every shot), joined; or None.
         shot_exemplars: frame index of a timed reference -> its exemplar.
         hints: every hint, with its frame (None: every shot).
+        cuts: the film's shot starts (:meth:`set_cuts`); empty: one shot.
     """
 
     film_exemplar: Exemplar | None = None
     shot_exemplars: dict[int, Exemplar] = field(default_factory=dict)
-    hints: list[_Hint] = field(default_factory=list)
+    hints: list[ResolvedHint] = field(default_factory=list)
     cuts: list[int] = field(default_factory=list)
 
     def set_cuts(self, cuts: list[int]) -> None:
@@ -261,7 +265,7 @@ def prepare_guide(
     anchors: dict[int, torch.Tensor] = {}
     for h in spec.hints:
         a, b = rgb_to_ab(h.rgb)
-        hint = _Hint(h.x, h.y, a, b, h.radius)
+        hint = ResolvedHint(h.x, h.y, a, b, h.radius)
         if h.at is not None:
             hint.frame = locate(h.at, "--hints frame")
             if src is None:
@@ -311,4 +315,4 @@ def _seek_pts(src: Path, index: int) -> int | None:
     return locate_frame(src, index)
 
 
-__all__ = ["GuidanceSpec", "Guide", "ReferenceSpec", "prepare_guide", "supports_guidance"]
+__all__ = ["GuidanceSpec", "Guide", "ReferenceSpec", "ResolvedHint", "prepare_guide", "supports_guidance"]
