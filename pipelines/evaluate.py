@@ -72,7 +72,7 @@ PHOTO_HINTS: int = 16
 """Point hints per photo in the ``hints`` mode."""
 
 
-def photo_guide(truth: np.ndarray, mode: str, name: str, colorizer: Colorizer):
+def photo_guide(truth: np.ndarray, mode: str, name: str, colorizer: Colorizer, hint_spread: float | None = None):
     """The guidance of ``mode`` for one photo, drawn from its truth (seeded by its name, so every
     run and every model gets the same references and hints); None for ``none``."""
     import zlib
@@ -88,7 +88,7 @@ def photo_guide(truth: np.ndarray, mode: str, name: str, colorizer: Colorizer):
         y, x = int(gen.integers(0, h - ch + 1)), int(gen.integers(0, w - cw + 1))
         ref = np.ascontiguousarray(truth[y : y + ch, x : x + cw][:, ::-1])
         return Guide(film_exemplar=Describer(colorizer).exemplar(ref.astype(np.float32) / 255.0))
-    guide = Guide()
+    guide = Guide() if hint_spread is None else Guide(hint_spread=hint_spread)
     for _ in range(PHOTO_HINTS):
         cy, cx = int(gen.integers(2, h - 2)), int(gen.integers(2, w - 2))
         rgb = truth[cy - 2 : cy + 3, cx - 2 : cx + 3].reshape(-1, 3).mean(0)
@@ -98,7 +98,7 @@ def photo_guide(truth: np.ndarray, mode: str, name: str, colorizer: Colorizer):
 
 
 def eval_photos(colorizer: Colorizer, files: list[Path], sheet_n: int, out: Path,
-                modes: tuple[str, ...] = ("none",)) -> dict:
+                modes: tuple[str, ...] = ("none",), hint_spread: float | None = None) -> dict:
     """Score each photo turned grey and coloured once per guidance mode (row ``ours`` is the
     unguided one, ``ours+MODE`` the others)."""
     from filmcolor.metrics.frechet import FrechetFeatures, frechet_distance
@@ -119,7 +119,7 @@ def eval_photos(colorizer: Colorizer, files: list[Path], sheet_n: int, out: Path
         grey = grey_rgb(luma)
         coloured = []
         for mode, row in zip(modes, row_names, strict=True):
-            colorizer.set_guide(photo_guide(truth, mode, p.name, colorizer))
+            colorizer.set_guide(photo_guide(truth, mode, p.name, colorizer, hint_spread))
             fr = colorizer.colorize_batch([Frame(index=0, luma=luma)])[0]
             coloured.append((row, merge_rgb(fr)))
         colorizer.set_guide(None)
@@ -528,6 +528,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--guide", action="append", choices=GUIDE_MODES, default=[],
                     help="photo guidance modes to score, repeatable (default: none); clips take a "
                          "variant key guide=reference (one reference per shot: its middle frame's truth)")
+    ap.add_argument("--hint-spread", type=float,
+                    help="reach of a hint's region search, relative to the width (0: discs only; "
+                         "default: filmcolor.guide.planes.HINT_SPREAD)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     args.out.mkdir(parents=True, exist_ok=True)
@@ -553,7 +556,8 @@ def main(argv: list[str] | None = None) -> int:
             args.photos_name += f" (hold-out 1/{args.holdout_every})"
         if args.limit:
             files = files[: args.limit]
-        res["photos"] = eval_photos(colorizer, files, args.sheet, args.out, tuple(args.guide or ["none"]))
+        res["photos"] = eval_photos(colorizer, files, args.sheet, args.out, tuple(args.guide or ["none"]),
+                                    args.hint_spread)
     if not args.no_clips and args.clips.is_dir():
         files = sorted(p for p in args.clips.iterdir() if p.suffix.lower() in VIDEO_EXTS)
         if args.limit:

@@ -106,6 +106,26 @@ def test_paint_hints_covers_its_disc_and_cell() -> None:
     assert int((planes[2] > 0).sum()) < 60
 
 
+def test_spread_hints_colours_the_region_it_lands_on() -> None:
+    from filmcolor.guide.planes import spread_hints
+
+    # Descriptors: the left half is one kind of thing, the right half another.
+    desc = torch.zeros(2, 4, 8)
+    desc[0, :, :4] = 1.0
+    desc[1, :, 4:] = 1.0
+    planes = torch.zeros(3, 8, 16)
+    planes[:, 0, 15] = torch.tensor([0.0, 0.0, 1.0])  # a sure reference match stays
+    spread_hints(planes, desc, [(0.1, 0.5, 50.0, 20.0, 0.0)], spread=0.3)
+    conf = planes[2]
+    assert float(conf[4, 1]) > 0.9  # the hint's own surroundings
+    assert float(conf[1, 6]) > 0.5  # the same kind of thing, further away in its half
+    assert float(conf[4, 12]) == 0.0  # the other half: nothing like the marked spot
+    assert float(conf[0, 15]) == 1.0 and float(planes[0, 0, 15]) == 0.0
+    sure = conf > 0.5
+    sure[0, 15] = False  # the reference's cell
+    assert torch.allclose(planes[0][sure] / conf[sure] * AB_SCALE, torch.tensor(50.0))
+
+
 def test_transfer_takes_colour_from_the_matching_cell() -> None:
     keys = torch.nn.functional.normalize(torch.eye(4)[:, :3], dim=0)  # 3 cells, 4-d descriptors
     ex = Exemplar(keys, torch.tensor([[50.0, 0.0], [0.0, 50.0], [-30.0, -30.0]]))

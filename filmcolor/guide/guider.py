@@ -29,9 +29,11 @@ import torch.nn.functional as F
 from filmcolor.color.space import rgb_to_lab
 from filmcolor.errors import ConfigError
 from filmcolor.guide.planes import (
+    HINT_SPREAD,
     Exemplar,
     match_features,
     paint_hints,
+    spread_hints,
     to_planes,
     transfer,
 )
@@ -79,12 +81,14 @@ class Guide:
         shot_exemplars: frame index of a timed reference -> its exemplar.
         hints: every hint, with its frame (None: every shot).
         cuts: the film's shot starts (:meth:`set_cuts`); empty: one shot.
+        hint_spread: reach of a hint's region search (:func:`spread_hints`); 0: discs only.
     """
 
     film_exemplar: Exemplar | None = None
     shot_exemplars: dict[int, Exemplar] = field(default_factory=dict)
     hints: list[ResolvedHint] = field(default_factory=list)
     cuts: list[int] = field(default_factory=list)
+    hint_spread: float = HINT_SPREAD
 
     def set_cuts(self, cuts: list[int]) -> None:
         """The film's shot starts (0 implied) from a planning pass or a preview's scan."""
@@ -145,6 +149,8 @@ class Guide:
                     pos = _track(desc[i], h.anchor)
                     if pos is not None:
                         points.append((pos[0], pos[1], h.a, h.b, h.radius * fw))
+            if self.hint_spread > 0:
+                spread_hints(plane, desc[i], points, self.hint_spread)
             out.append(paint_hints(plane, points))
         return out
 

@@ -100,6 +100,48 @@ def to_planes(ab: torch.Tensor, conf: torch.Tensor, size: tuple[int, int]) -> to
     return torch.cat([ab * conf / AB_SCALE, conf], 1)
 
 
+HINT_SPREAD: float = 0.3
+"""Reach of a hint's region search, relative to the width (the sigma of a Gaussian falloff)."""
+
+
+def spread_hints(
+    planes: torch.Tensor,
+    desc: torch.Tensor,
+    points: list[tuple[float, float, float, float, float]],
+    spread: float = HINT_SPREAD,
+) -> torch.Tensor:
+    """Carry hints over the regions they land on, in place, before they are painted.
+
+    A hint marks a spot; the spot's descriptor (``desc (C, h8, w8)`` of the frame) finds the
+    cells like it nearby: each gets the hint's colour with a confidence that rises with the
+    similarity (as a reference match's does) and falls with the distance (a Gaussian of
+    ``spread`` widths), so a hint on a coat colours the coat, not every dark thing in the
+    picture. Where several hints reach a cell, the surest one gives its colour. Cells with
+    surer guidance already in ``planes`` (a reference match) keep it.
+    """
+    if not points:
+        return planes
+    _, h, w = planes.shape
+    c, h8, w8 = desc.shape
+    grid = torch.tensor([[[[2 * x - 1, 2 * y - 1] for x, y, *_ in points]]], dtype=desc.dtype)
+    keys = F.normalize(F.grid_sample(desc[None], grid, mode="bilinear", align_corners=False)[0, :, 0], dim=0)
+    sims = keys.T @ desc.reshape(c, h8 * w8)  # (P, h8 * w8)
+    sims = F.interpolate(sims.reshape(1, -1, h8, w8), size=(h, w), mode="bilinear", align_corners=False)[0]
+    like = ((sims - CONF_LOW) / (CONF_HIGH - CONF_LOW)).clamp(0, 1)
+    ys = ((torch.arange(h, dtype=torch.float32) + 0.5) / h)[:, None]
+    xs = ((torch.arange(w, dtype=torch.float32) + 0.5) / w)[None, :]
+    near = torch.stack([
+        torch.exp(-((xs - x) ** 2 + ((ys - y) * h / w) ** 2) / (2 * spread**2)) for x, y, *_ in points
+    ])
+    conf, best = (like * near).max(0)
+    ab = torch.tensor([[a, b] for _, _, a, b, _ in points], dtype=torch.float32)[best].permute(2, 0, 1)
+    take = conf > planes[2]
+    planes[0] = torch.where(take, ab[0] * conf / AB_SCALE, planes[0])
+    planes[1] = torch.where(take, ab[1] * conf / AB_SCALE, planes[1])
+    planes[2] = torch.where(take, conf, planes[2])
+    return planes
+
+
 def paint_hints(
     planes: torch.Tensor, points: list[tuple[float, float, float, float, float]]
 ) -> torch.Tensor:
