@@ -326,3 +326,29 @@ def test_before_after_sheet_has_an_unguided_row(clip_ntsc: Clip, tmp_path: Path)
     # Same picture, redder colour in the guided row (labels aside, the luminance agrees).
     assert np.abs(before[h // 4 :, :, 0] - after[h // 4 :, :, 0]).mean() < 2
     assert after[h // 4 :, :, 1].mean() > before[h // 4 :, :, 1].mean() + 1
+
+
+def test_one_pass_decoding_equals_the_blend_of_two(lite0) -> None:
+    # Where guidance holds, the plain annealed mean; elsewhere the vivid one; in between a blend.
+    torch.manual_seed(1)
+    logits = torch.randn(2, lite0.bins.num_bins, 6, 7) * 3
+    w = torch.rand(2, 1, 6, 7)
+    for gain in (1.5, 0.7):
+        vivid = lite0.bins.decode(logits, chroma_gain=gain)
+        plain = lite0.bins.decode(logits, chroma_gain=1.0)
+        got = lite0.bins.decode(logits, chroma_gain=gain, gain_weight=w)
+        torch.testing.assert_close(got, plain + (vivid - plain) * w, atol=1e-4, rtol=1e-5)
+
+
+def test_evidence_is_a_gaussian_around_the_guided_colour(lite0) -> None:
+    lightness = torch.full((1, 1, 64, 64), 60.0)
+    guide = torch.zeros(1, 3, 16, 16)
+    paint_hints(guide[0], [(0.5, 0.5, 30.0, -10.0, 0.1)])
+    with torch.no_grad():
+        logits, dec = lite0.decode(lite0.encode(lightness))
+        ab, conf = lite0.guide_head.guidance(dec, guide)
+        ev = lite0.guide_head(dec, guide, lite0.bins.centres)
+    c = lite0.bins.centres
+    d2 = ((c.view(1, -1, 2, 1, 1) - ab[:, None]) ** 2).sum(2)
+    expected = -lite0.guide_head.log_strength.exp() * conf * d2 / (2 * lite0.guide_head.SIGMA**2)
+    torch.testing.assert_close(ev, expected, atol=1e-3, rtol=1e-4)

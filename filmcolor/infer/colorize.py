@@ -215,9 +215,7 @@ class Colorizer:
             guide = torch.stack([planes[i] for i in rows]).to(logits.device, logits.dtype)
             g_logits = m.guided_logits(logits[sel], [d[sel] for d in dec], guide)
             sure = _guidance_reach(guide[:, 2:3].float())
-            ab_g = m.bins.decode(g_logits)
-            ab_plain = m.bins.decode(g_logits, chroma_gain=1.0)
-            ab[sel] = ab_g + (ab_plain - ab_g) * sure.to(ab_g.dtype)
+            ab[sel] = m.bins.decode(g_logits, gain_weight=1.0 - sure).to(ab.dtype)
         ab = ab.float().cpu()
         return ab * self.chroma_scale if self.chroma_scale != 1.0 else ab
 

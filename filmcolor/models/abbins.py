@@ -106,7 +106,11 @@ class ABBins(torch.nn.Module):
         return idx.reshape(ab.shape[0], ab.shape[2], ab.shape[3])
 
     def decode(
-        self, logits: torch.Tensor, temperature: float | None = None, chroma_gain: float | None = None
+        self,
+        logits: torch.Tensor,
+        temperature: float | None = None,
+        chroma_gain: float | None = None,
+        gain_weight: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Annealed mean: ``(N, Q, H, W)`` logits -> ``(N, 2, H, W)`` a/b.
 
@@ -116,19 +120,25 @@ class ABBins(torch.nn.Module):
         The certainty ``|E[ab]| / E[|ab|]`` is 1 where all the mass has one hue and falls to 0
         where opposite hues cancel, so unsure pixels (where a vivid guess would often be the
         wrong colour) stay muted. A gain below 1 makes every pixel paler alike (0: grey).
+        ``gain_weight`` ``(N, 1, H, W)`` in [0, 1] applies the gain only that much per pixel
+        (0: the plain annealed mean there), in the same single pass over the distribution.
         """
         t = float(self.temperature) if temperature is None else float(temperature)
         g = float(self.chroma_gain) if chroma_gain is None else float(chroma_gain)
         # Softmax over the last axis of an NHWC view, then one matmul: 2x faster on a CPU than a
         # softmax over dim 1 of a channels-last tensor followed by an einsum.
         p = F.softmax(logits.permute(0, 2, 3, 1).float() / max(t, 1e-3), dim=-1)
+        w = None if gain_weight is None else gain_weight.permute(0, 2, 3, 1).float()
         if g <= 1.0:
-            return (p @ self.centres.to(p.dtype)).permute(0, 3, 1, 2) * g
+            ab = p @ self.centres.to(p.dtype)
+            scale = g if w is None else 1 - (1 - g) * w
+            return (ab * scale).permute(0, 3, 1, 2)
         c = self.centres.to(p.dtype)
         m = p @ torch.cat([c, c.norm(dim=1, keepdim=True)], 1)  # a, b, E[|ab|]
         ab = m[..., :2]
         certainty = (ab.norm(dim=-1, keepdim=True) / m[..., 2:].clamp(min=1e-6)).clamp(0, 1)
-        ab = ab * (1 + (g - 1) * certainty ** float(self.gain_power))
+        boost = (g - 1) * certainty ** float(self.gain_power)
+        ab = ab * (1 + (boost if w is None else boost * w))
         return ab.permute(0, 3, 1, 2)
 
     def expected(self, logits: torch.Tensor) -> torch.Tensor:

@@ -234,9 +234,13 @@ class GuideHead(nn.Module):
         """Logit evidence ``(N, Q, h, w)`` for the class ``centres (Q, 2)``."""
         ab, conf = self.guidance(dec, guide)
         c = centres.to(ab.dtype)
-        # |c - ab|^2 = |c|^2 - 2 c.ab + |ab|^2, as one 1x1 convolution.
-        d2 = (c * c).sum(1).view(1, -1, 1, 1) - 2 * F.conv2d(ab, c.view(-1, 2, 1, 1)) + (ab * ab).sum(1, keepdim=True)
-        return -self.log_strength.exp() * conf * d2 / (2 * self.SIGMA**2)
+        # conf * |c - ab|^2 = conf * |c|^2 - 2 c.(conf * ab) + conf * |ab|^2: one 1x1 convolution
+        # over four planes, so the (N, Q, h, w) result is written once (a third of the head's
+        # CPU time went to these Q-channel tensors when computed step by step).
+        planes = torch.cat([conf * ab, conf, conf * (ab * ab).sum(1, keepdim=True)], 1)
+        scale = -self.log_strength.exp() / (2 * self.SIGMA**2)
+        weight = torch.cat([-2 * c, (c * c).sum(1, keepdim=True), torch.ones_like(c[:, :1])], 1)
+        return F.conv2d(planes, (scale * weight).view(-1, 4, 1, 1))
 
 
 FOOTAGE_VIVIDNESS: float = 0.7
