@@ -345,7 +345,7 @@ def test_evidence_is_a_gaussian_around_the_guided_colour(lite0) -> None:
     guide = torch.zeros(1, 3, 16, 16)
     paint_hints(guide[0], [(0.5, 0.5, 30.0, -10.0, 0.1)])
     with torch.no_grad():
-        logits, dec = lite0.decode(lite0.encode(lightness))
+        _, dec = lite0.decode(lite0.encode(lightness))
         ab, conf = lite0.guide_head.guidance(dec, guide)
         ev = lite0.guide_head(dec, guide, lite0.bins.centres)
     c = lite0.bins.centres
