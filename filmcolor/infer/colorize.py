@@ -209,7 +209,10 @@ class Colorizer:
         frac = (geo.size[0] / geo.padded[0], geo.size[1] / geo.padded[1])
         planes = self.guide.planes(indices, match_features(feats).cpu(), size, frac)
         rows = [i for i, p in enumerate(planes) if p is not None]
-        ab = m.bins.decode(logits)
+        # Unguided frames of a mixed batch are decoded with the whole batch, exactly as without
+        # a guide (a subset could round differently); a fully guided batch skips that decode.
+        ab = m.bins.decode(logits) if len(rows) < len(planes) else logits.new_empty(
+            (logits.shape[0], 2, *size), dtype=torch.float32)
         if rows:
             sel = torch.tensor(rows, device=logits.device)
             guide = torch.stack([planes[i] for i in rows]).to(logits.device, logits.dtype)
