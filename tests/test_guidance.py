@@ -352,3 +352,27 @@ def test_evidence_is_a_gaussian_around_the_guided_colour(lite0) -> None:
     d2 = ((c.view(1, -1, 2, 1, 1) - ab[:, None]) ** 2).sum(2)
     expected = -lite0.guide_head.log_strength.exp() * conf * d2 / (2 * lite0.guide_head.SIGMA**2)
     torch.testing.assert_close(ev, expected, atol=1e-3, rtol=1e-4)
+
+
+# -- training -----------------------------------------------------------------------------------
+def test_guided_training_moves_only_the_head(tmp_path: Path) -> None:
+    from filmcolor.training.guided import GuidedConfig, GuidedTrainer, reference_view
+
+    model = create_model("filmcolor-lite0")
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:80, 0:96]
+    imgs = [np.stack([(xx * 2 + 40 * i) % 255, (yy * 3) % 255, np.full_like(xx, 60 * i)], -1).astype(np.uint8)
+            for i in range(4)]
+    cfg = GuidedConfig(run_dir=str(tmp_path), batch_size=2, crop=64, crop_scale=(0.8, 1.0), ref_size=64,
+                       steps=2, warmup=1, rebalance_alpha=0.0, seed=3)
+    trainer = GuidedTrainer(cfg, model)
+    trainer.load_data({"train": imgs, "val": [], "train_names": [], "val_names": []})
+    parts = [trainer.train_step() for _ in range(2)]
+    assert all(np.isfinite(p["loss"]) for p in parts)
+    after = model.state_dict()
+    changed = [k for k in before if not torch.equal(before[k], after[k])]
+    assert changed and all(k.startswith("guide_head.") for k in changed)
+    # A reference view is another framing of the same picture, at the asked size.
+    view = reference_view(imgs[0][:64, :64], rng, 48)
+    assert view.shape == (48, 48, 3) and view.dtype == np.uint8

@@ -231,24 +231,19 @@ class Colorizer:
         except (torch.OutOfMemoryError, RuntimeError) as e:
             if not _is_out_of_memory(e):
                 raise
-            n = lightness.shape[0]
-            if n == 1:
-                raise OutOfMemoryError(
-                    f"out of memory on {self.device} even for one frame at render size "
-                    f"{self.render_size}; lower --render-size or use --device cpu"
-                ) from e
-            if self.device.type == "cuda":
-                torch.cuda.empty_cache()
-            self.batch_size = max(1, n // 2)
-            logger.warning("out of memory on %s: batch size lowered to %d", self.device, self.batch_size)
-            k = n // 2
+            k = self._halve_after_oom(lightness.shape[0], e)
             return torch.cat([self._guided_with_retry(lightness[:k], indices[:k], geo),
                               self._guided_with_retry(lightness[k:], indices[k:], geo)])
 
     def _split_after_oom(self, lightness: torch.Tensor, error: BaseException) -> torch.Tensor:
+        k = self._halve_after_oom(lightness.shape[0], error)
+        return torch.cat([self.predict(lightness[:k]), self.predict(lightness[k:])])
+
+    def _halve_after_oom(self, n: int, error: BaseException) -> int:
+        """After an out-of-memory error on ``n`` frames: lower the batch size and return where to
+        split them, or raise if one frame did not fit."""
         if self.device.type == "cuda":
             torch.cuda.empty_cache()
-        n = lightness.shape[0]
         if n == 1:
             raise OutOfMemoryError(
                 f"out of memory on {self.device} even for one frame at render size "
@@ -256,7 +251,7 @@ class Colorizer:
             ) from error
         self.batch_size = max(1, n // 2)
         logger.warning("out of memory on %s: batch size lowered to %d", self.device, self.batch_size)
-        return torch.cat([self.predict(lightness[: n // 2]), self.predict(lightness[n // 2 :])])
+        return n // 2
 
     @torch.inference_mode()
     def _launch(self, frames: list[Frame]) -> _Batch:

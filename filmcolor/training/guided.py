@@ -28,9 +28,8 @@ import torch.nn.functional as F
 from filmcolor.color.space import rgb_to_lab
 from filmcolor.guide.planes import Exemplar, match_features, paint_hints, to_planes, transfer
 from filmcolor.models.effunet import EffUNet
-from filmcolor.training.data import sample_batch
 from filmcolor.training.loss import colorization_loss
-from filmcolor.training.trainer import TrainConfig, Trainer, lr_factor, make_batch
+from filmcolor.training.trainer import TrainConfig, Trainer
 
 logger = logging.getLogger("filmcolor")
 
@@ -125,22 +124,13 @@ class GuidedTrainer(Trainer):
     def train_step(self) -> dict[str, float]:
         """One step: frozen automatic model, guidance from the truth, head updated."""
         cfg = self.cfg
-        assert self.data is not None, "call load_data() first"
-        if cfg.ema_decay > 0 and self.ema is None:
-            self.ema = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
-        np_gen = np.random.default_rng([cfg.seed, self.step])
-        t_gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + self.step)
-        rgb = sample_batch(self.data["train"], cfg.batch_size, cfg.crop, np_gen, tuple(cfg.crop_scale))
-        lightness, ab4 = make_batch(rgb, t_gen, cfg.aug_strength)
+        rgb, lightness, ab4, np_gen = self.step_inputs()
         self.model.eval()  # frozen BatchNorm statistics: the automatic model must not move
         with torch.no_grad():
             feats = self.model.encode(lightness)
             logits0, dec = self.model.decode(feats)
             desc = match_features(feats)
         guides = self.make_guides(rgb, ab4, desc, np_gen)
-        f = lr_factor(self.step, cfg)
-        for g in self.opt.param_groups:
-            g["lr"] = g["base_lr"] * f
         self.model.guide_head.train()
         logits = self.model.guided_logits(logits0, dec, guides)
         loss, parts = colorization_loss(logits, ab4, self.model.bins, self.class_weights, cfg.reg_weight)

@@ -170,8 +170,9 @@ class Trainer:
         return True
 
     # -- the loop -------------------------------------------------------------------------------
-    def train_step(self) -> dict[str, float]:
-        """One optimisation step with the batch and augmentation of ``self.step``."""
+    def step_inputs(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, np.random.Generator]:
+        """Start step ``self.step``: the weight average begun, the learning rate set, and the
+        step's crops ``(rgb, lightness, ab)`` with its seeded generator (for further draws)."""
         cfg = self.cfg
         assert self.data is not None, "call load_data() first"
         if cfg.ema_decay > 0 and self.ema is None:
@@ -183,6 +184,12 @@ class Trainer:
         f = lr_factor(self.step, cfg)
         for g in self.opt.param_groups:
             g["lr"] = g["base_lr"] * f
+        return rgb, lightness, ab, np_gen
+
+    def train_step(self) -> dict[str, float]:
+        """One optimisation step with the batch and augmentation of ``self.step``."""
+        cfg = self.cfg
+        _, lightness, ab, _ = self.step_inputs()
         self.model.train()
         logits = self.model(lightness)
         if cfg.loss == "regression":
