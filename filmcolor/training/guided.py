@@ -134,15 +134,7 @@ class GuidedTrainer(Trainer):
         self.model.guide_head.train()
         logits = self.model.guided_logits(logits0, dec, guides)
         loss, parts = colorization_loss(logits, ab4, self.model.bins, self.class_weights, cfg.reg_weight)
-        self.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(self.model.guide_head.parameters(), 5.0)
-        self.opt.step()
-        self.step += 1
-        if self.ema is not None:
-            self._update_ema()
-        parts["loss"] = float(loss.detach())
-        return parts
+        return self.finish_step(loss, parts, self.model.guide_head.parameters())
 
     @torch.no_grad()
     def _update_ema(self) -> None:

@@ -199,9 +199,14 @@ class Trainer:
             loss, parts = colorization_loss(
                 logits, ab, self.model.bins, self.class_weights, cfg.reg_weight
             )
+        return self.finish_step(loss, parts, self.model.parameters())
+
+    def finish_step(self, loss: torch.Tensor, parts: dict[str, float], params) -> dict[str, float]:
+        """Back-propagate ``loss``, clip the gradients of ``params``, step, advance the step
+        count and the weight average; returns ``parts`` with the loss added."""
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 5.0)
+        torch.nn.utils.clip_grad_norm_(params, 5.0)
         self.opt.step()
         self.step += 1
         if self.ema is not None:
