@@ -6,15 +6,88 @@ Public API::
     filmcolor.colorize("movie.mp4")                 # -> movie.colour.mp4 (a resumable job)
     filmcolor.preview("movie.mp4", start="12:03.5", end="12:08", sheet=6)
     filmcolor.list_models()
+
+Settings and errors::
+
+    cfg = filmcolor.RunConfig(input="movie.mp4", smoothing=0.8)   # validated on construction
+    try:
+        filmcolor.colorize("movie.mp4", crf=70)
+    except filmcolor.ConfigError as e:                           # "--crf must be in 0..63 (got 70)"
+        ...
+
+``RunConfig`` (:mod:`filmcolor.config`) holds every run setting, with its default, bounds and
+help; ``FilmcolorError`` is the base of every error filmcolor raises on purpose, and each subclass
+(:mod:`filmcolor.errors`: ``ConfigError``, ``SourceOpenError``, ``WeightsError``...) carries the
+exit code the command line uses. They are imported on first use, so ``import filmcolor`` stays
+light (no torch, av or numpy).
 """
 
 from __future__ import annotations
 
+import importlib
 import os
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # type checkers and IDEs see the lazy exports; at run time __getattr__ loads them
+    from filmcolor.config import RunConfig
+    from filmcolor.errors import (
+        ConfigError,
+        DecodeError,
+        EncodeError,
+        FilmcolorError,
+        JobInterrupted,
+        JobStateError,
+        ModelNotFoundError,
+        OutputError,
+        RemuxError,
+        SourceOpenError,
+        WeightsError,
+    )
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "colorize", "list_models", "preview"]
+# Lazily exported names -> the module defining them (see __getattr__).
+_LAZY: dict[str, str] = {
+    "RunConfig": "filmcolor.config",
+    **{name: "filmcolor.errors" for name in (
+        "FilmcolorError", "ConfigError", "SourceOpenError", "DecodeError", "WeightsError",
+        "ModelNotFoundError", "OutputError", "EncodeError", "RemuxError", "JobStateError",
+        "JobInterrupted",
+    )},
+}
+
+__all__ = [
+    "ConfigError",
+    "DecodeError",
+    "EncodeError",
+    "FilmcolorError",
+    "JobInterrupted",
+    "JobStateError",
+    "ModelNotFoundError",
+    "OutputError",
+    "RemuxError",
+    "RunConfig",
+    "SourceOpenError",
+    "WeightsError",
+    "__version__",
+    "colorize",
+    "list_models",
+    "preview",
+]
+
+
+def __getattr__(name: str) -> object:
+    """Import :class:`RunConfig` and the error types on first access (PEP 562)."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later look-ups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
 
 
 def colorize(input, output=None, **options):
@@ -28,13 +101,13 @@ def colorize(input, output=None, **options):
             ``hints="hints.json"`` (README, "Guiding the colours").
 
     Returns:
-        :class:`filmcolor.pipeline.RunSummary`.
+        :class:`filmcolor.summary.RunSummary`.
 
     Raises:
         filmcolor.errors.FilmcolorError: bad input, missing weights, unwritable output...
     """
+    from filmcolor.api import run
     from filmcolor.config import RunConfig
-    from filmcolor.pipeline import run
 
     options.setdefault("quiet", True)
     return run(RunConfig(input=input, output=output, **options))

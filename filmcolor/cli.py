@@ -2,14 +2,22 @@
 
 ``filmcolor INPUT`` is shorthand for ``filmcolor run INPUT``. Heavy modules (torch, av) are
 imported inside the commands so ``--help`` starts instantly.
+
+The ``run`` and ``preview`` options are built from :class:`RunConfig`'s field metadata
+(:func:`run_options`): a setting's default, bounds and help are declared once, in
+:mod:`filmcolor.config`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import Field
+from typing import Any
+
 import click
 
 from filmcolor import __version__
-from filmcolor.config import TEMPORAL_METHODS, UPSAMPLE_METHODS
+from filmcolor.config import RunConfig, Setting, settings
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -47,88 +55,99 @@ def main(ctx: click.Context, debug: bool) -> None:
     ctx.obj["debug"] = debug
 
 
+# -- run settings as click options, built from RunConfig's field metadata --------------------------
+# Defaults, bounds and help live once, on RunConfig (filmcolor.config); these helpers only turn
+# them into click options so `run`, `preview` and `RunConfig(...)` cannot disagree.
+
+_SETTINGS: dict[str, tuple[Field, Setting]] = {f.name: (f, s) for f, s in settings()}
+
+
+def _setting(name: str) -> Setting:
+    return _SETTINGS[name][1]
+
+
+def _click_type(s: Setting) -> click.ParamType | type:
+    """The click type of a setting: a choice, a path, a bounded or a plain number, or text."""
+    if s.choices is not None:
+        return click.Choice(s.choices)
+    if s.type == "path":
+        return click.Path(path_type=str)
+    if s.type in (int, float) and (s.lo is not None or s.hi is not None):
+        cast = s.type
+        # Cast the bounds so the help reads "0.0<=x<=1.0" for a float setting declared as 0..1.
+        lo = None if s.lo is None else cast(s.lo)
+        hi = None if s.hi is None else cast(s.hi)
+        return click.IntRange(lo, hi) if cast is int else click.FloatRange(lo, hi)
+    return s.type
+
+
+def setting_option(name: str, **overrides: Any) -> Callable[[Callable], Callable]:
+    """The click option of RunConfig field ``name``; ``overrides`` replace click arguments.
+
+    The click parameter is named like the field, so the command gets keyword arguments that
+    ``RunConfig(**kwargs)`` takes as they are.
+    """
+    f, s = _SETTINGS[name]
+    names = [n for n in (s.short, s.flag) if n]
+    kw: dict[str, Any] = {"help": s.help, "default": f.default}
+    if s.type is bool:
+        kw["is_flag"] = True
+        if s.negate:
+            kw["flag_value"] = False  # --no-scene-detect gives scene_detect=False
+    else:
+        kw.update(type=_click_type(s), multiple=s.multiple, metavar=s.metavar)
+        show = s.show_default if s.show_default is not None else f.default not in (None, ())
+        kw["show_default"] = show
+    kw.update(overrides)
+    return click.option(*names, name, **kw)
+
+
+def run_options(
+    exclude: Iterable[str] = (),
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+    after: Mapping[str, Callable[[Callable], Callable]] | None = None,
+) -> Callable[[Callable], Callable]:
+    """A decorator adding one option per RunConfig setting, in field order.
+
+    Args:
+        exclude: field names to leave out.
+        overrides: click arguments per field name (e.g. a command-specific ``help``).
+        after: an extra option to list right after a field's own (``--no-smoothing``).
+    """
+    exclude, overrides, after = set(exclude), dict(overrides or {}), dict(after or {})
+    unknown = (exclude | set(overrides) | set(after)) - set(_SETTINGS)
+    if unknown:  # a typo would silently drop or keep an option
+        raise ValueError(f"not RunConfig settings: {', '.join(sorted(unknown))}")
+    opts: list[Callable[[Callable], Callable]] = []
+    for name in _SETTINGS:
+        if name not in exclude:
+            opts.append(setting_option(name, **overrides.get(name, {})))
+            if name in after:
+                opts.append(after[name])
+
+    def decorate(fn: Callable) -> Callable:
+        for opt in reversed(opts):  # click lists options in decorator order, top first
+            fn = opt(fn)
+        return fn
+
+    return decorate
+
+
 @main.command("run", context_settings=CONTEXT_SETTINGS)
 @click.argument("input", type=click.Path(path_type=str))
-@click.option("-o", "--output", type=click.Path(path_type=str),
-              help="Output file (folder for a folder input). Default: <stem>.colour.<ext> beside the input.")
-@click.option("--overwrite", is_flag=True, help="Replace an existing output.")
-@click.option("--model", help="Model name (see `filmcolor models`). Default: filmcolor-lite0.")
-@click.option("--weights", type=click.Path(path_type=str), help="Weights file for the model.")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
-@click.option("--batch-size", type=click.IntRange(1, 1024), default=8, show_default=True,
-              help="Frames per forward pass (halved automatically if the GPU runs out of memory).")
-@click.option("--render-size", type=click.IntRange(32, 2048),
-              help="Short side (px) the model sees; chroma only, the luminance stays full-res. "
-                   "Default: the model's own (256 for filmcolor-lite0).")
-@click.option("--vividness", type=click.FloatRange(0.0, 4.0),
-              help="Colour strength: 1 = the colours as the model predicts them; above 1 more "
-                   "vivid (boosted only where the model is sure of the hue); below 1 paler. "
-                   "Default: the model's own.")
-@click.option("--smoothing", type=click.FloatRange(0.0, 1.0), default=0.5, show_default=True,
-              help="Temporal colour smoothing strength (never crosses a scene cut).")
-@click.option("--no-smoothing", is_flag=True, help="Disable temporal smoothing (same as --smoothing 0).")
-@click.option("--temporal", type=click.Choice(TEMPORAL_METHODS), default=TEMPORAL_METHODS[0],
-              show_default=True,
-              help="flow: the window plus a colour hold that follows the motion (steady colour in "
-                   "still regions); window: the 9-frame window alone.")
-@click.option("--upsample", type=click.Choice(UPSAMPLE_METHODS), default=UPSAMPLE_METHODS[0],
-              show_default=True,
-              help="How the model's low-resolution colour is brought to full size: bilateral "
-                   "stops it at the film's edges; bilinear is plain interpolation.")
-@click.option("--no-scene-detect", is_flag=True, help="Do not detect scene cuts.")
-@click.option("--codec", default="libx264", show_default=True, help="Video encoder (FFmpeg name).")
-@click.option("--crf", type=click.IntRange(0, 63), default=18, show_default=True,
-              help="Quality for x264/x265 (lower = better, bigger).")
-@click.option("--preset", default="medium", show_default=True, help="Encoder speed preset.")
-@click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary.")
-@click.option("--job-dir", type=click.Path(path_type=str),
-              help="Job directory of a video run (resumable). Default: <output>.filmcolor-job "
-                   "beside the output.")
-@click.option("--chunk-frames", type=click.IntRange(1), default=2000, show_default=True,
-              help="Most frames per chunk of a job (a kill loses at most one chunk).")
-@click.option("--keep-chunks", is_flag=True,
-              help="Keep the job directory and its chunk files after success.")
-@click.option("--restart", is_flag=True,
-              help="Start the job over if its directory holds one with other settings.")
-@click.option("--reference", "references", multiple=True, metavar="IMAGE[@T]",
-              help="A colour still to take colours from: for every shot, or with @T (00:12:03.5, "
-                   "723.5, 17280f) for the shot holding T. Repeatable.")
-@click.option("--hints", type=click.Path(path_type=str), metavar="FILE",
-              help='Colour hints (JSON or TOML): {"hints": [{"x": 0.4, "y": 0.6, "color": '
-                   '"#a03020", "frame": 1200}]}; see README, "Guiding the colours".')
-def run_cmd(input: str, output: str | None, overwrite: bool, model: str | None,
-            weights: str | None, device: str, batch_size: int, render_size: int | None,
-            vividness: float | None, smoothing: float, no_smoothing: bool, temporal: str,
-            upsample: str, no_scene_detect: bool, codec: str, crf: int, preset: str, quiet: bool,
-            job_dir: str | None, chunk_frames: int, keep_chunks: bool, restart: bool,
-            references: tuple[str, ...], hints: str | None) -> None:
+@run_options(after={"smoothing": click.option(
+    "--no-smoothing", is_flag=True, help="Disable temporal smoothing (same as --smoothing 0).")})
+def run_cmd(no_smoothing: bool, **options: Any) -> None:
     """Colourise INPUT: a video file, an image, or a folder of images.
 
     A video is coloured as a resumable job: if it is stopped (Ctrl-C, a crash, a reboot),
     running the same command again, or `filmcolor resume JOB_DIR`, redoes only what is missing.
     """
-    from filmcolor.config import RunConfig
-    from filmcolor.pipeline import run
+    if no_smoothing:
+        options["smoothing"] = 0.0
+    cfg = RunConfig(**options)  # validated before the heavy imports: a bad value fails at once
 
-    cfg = RunConfig(
-        input=input, output=output, overwrite=overwrite, model=model, weights=weights,
-        device=device, batch_size=batch_size, render_size=render_size, vividness=vividness,
-        smoothing=0.0 if no_smoothing else smoothing, temporal=temporal, upsample=upsample,
-        scene_detect=not no_scene_detect, codec=codec, crf=crf, preset=preset, quiet=quiet, job_dir=job_dir,
-        chunk_frames=chunk_frames, keep_chunks=keep_chunks, restart=restart,
-        references=references, hints=hints,
-    )
-    summary = run(cfg)
-    if not quiet:
-        click.echo(str(summary))
-    if summary.skipped:
-        from filmcolor.errors import SourceOpenError
-
-        names = ", ".join(p.name for p in summary.skipped[:3])
-        more = f" and {len(summary.skipped) - 3} more" if len(summary.skipped) > 3 else ""
-        raise SourceOpenError(
-            f"{len(summary.skipped)} image(s) could not be read and were skipped: {names}{more}"
-        )
+    _run_with_progress(cfg)
 
 
 @main.command("models", context_settings=CONTEXT_SETTINGS)
@@ -151,7 +170,8 @@ def weights_group() -> None:
 @weights_group.command("list")
 def weights_list_cmd() -> None:
     """Show each third-party weights file, whether it is here, and where filmcolor looks."""
-    from filmcolor.models.thirdparty import load_catalog, weights_status_lines
+    from filmcolor.models.catalog import load_catalog
+    from filmcolor.models.listing import weights_status_lines
 
     for line in weights_status_lines(load_catalog()):
         click.echo(line)
@@ -165,11 +185,34 @@ def weights_list_cmd() -> None:
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def weights_fetch_cmd(name: str, dest: str | None, url: str | None, quiet: bool) -> None:
     """Download the weights of model NAME (resumable; verified by sha256 where published, else by size and structure)."""
-    from filmcolor.models.thirdparty import fetch
+    from filmcolor.models.fetch import fetch
 
     path = fetch(name, dest=dest, url=url, progress=not quiet)
     if not quiet:
         click.echo(f"{name}: {path}")
+
+
+def _run_with_progress(cfg) -> None:
+    """Run ``cfg`` through the library with bars on the terminal; print the summary line.
+
+    Raises:
+        SourceOpenError: images of a folder were skipped (after the rest were coloured).
+    """
+    from filmcolor.api import run
+    from filmcolor.terminal import TerminalProgress
+
+    with TerminalProgress(enabled=not cfg.quiet) as progress:
+        summary = run(cfg, on_event=progress)
+    if not cfg.quiet:
+        click.echo(str(summary))
+    if summary.skipped:
+        from filmcolor.errors import SourceOpenError
+
+        names = ", ".join(p.name for p in summary.skipped[:3])
+        more = f" and {len(summary.skipped) - 3} more" if len(summary.skipped) > 3 else ""
+        raise SourceOpenError(
+            f"{len(summary.skipped)} image(s) could not be read and were skipped: {names}{more}"
+        )
 
 
 @main.command("resume", context_settings=CONTEXT_SETTINGS)
@@ -179,12 +222,9 @@ def resume_cmd(job_dir: str, quiet: bool) -> None:
     """Finish the job in JOB_DIR with the settings it was started with."""
     from pathlib import Path
 
-    from filmcolor.jobs.chunked import load_config
-    from filmcolor.pipeline import run
+    from filmcolor.jobs.spec import load_config
 
-    summary = run(load_config(Path(job_dir), quiet=quiet))
-    if not quiet:
-        click.echo(str(summary))
+    _run_with_progress(load_config(Path(job_dir), quiet=quiet))
 
 
 @main.command("status", context_settings=CONTEXT_SETTINGS)
@@ -193,35 +233,51 @@ def status_cmd(job_dir: str) -> None:
     """Show the progress of the job in JOB_DIR (chunks, frames, estimated time left)."""
     from pathlib import Path
 
-    from filmcolor.jobs.chunked import status_lines
+    from filmcolor.jobs.status import status_lines
 
     for line in status_lines(Path(job_dir)):
         click.echo(line)
 
 
-def _number_list(cast: type, lo: float, hi: float, example: str):
-    """A click callback parsing ``"a,b,c"`` into numbers of type ``cast`` in ``[lo, hi]``."""
+def _number_list(name: str, example: str) -> Callable[..., list]:
+    """A click callback parsing ``"a,b,c"`` into values of setting ``name``, within its bounds."""
+    s = _setting(name)
 
     def parse(ctx: click.Context, param: click.Parameter, value: str | None) -> list:
         if not value:
             return []
         try:
-            vals = [cast(v) for v in value.split(",") if v.strip()]
+            vals = [s.type(v) for v in value.split(",") if v.strip()]
         except ValueError:
             raise click.BadParameter(f"{value!r} is not a list like {example}") from None
-        if any(not lo <= v <= hi for v in vals):
-            raise click.BadParameter(f"values must be in {lo:g}..{hi:g}")
+        if any((s.lo is not None and v < s.lo) or (s.hi is not None and v > s.hi) for v in vals):
+            raise click.BadParameter(f"values must be {s.bounds_text()}")
         return vals
 
     return parse
 
 
-_int_list = _number_list(int, 32, 2048, "192,256,320")
-_float_list = _number_list(float, 0.0, 4.0, "1,1.5,2")
-
-
 def _str_list(ctx: click.Context, param: click.Parameter, value: str | None) -> list[str]:
     return [v.strip() for v in value.split(",") if v.strip()] if value else []
+
+
+def sweep_option(name: str, help: str, **kw: Any) -> Callable[[Callable], Callable]:
+    """A ``preview`` option comparing several values of RunConfig setting ``name``.
+
+    Flag and metavar come from the setting; the value is a comma list (``callback``) or a repeated
+    option (``multiple``), so the type, help and default are the sweep's own.
+    """
+    s = _setting(name)
+    return click.option(s.flag, name, help=help, metavar=s.metavar, **kw)
+
+
+def _one(values: list) -> Any:
+    """A sweep's single value, for the RunConfig; None (the default) for zero or several."""
+    return values[0] if len(values) == 1 else None
+
+
+# Job settings and the output path are not the preview's: its -o names the clip.
+_PREVIEW_EXCLUDED = [name for name, (_, s) in _SETTINGS.items() if s.sweep or not s.preview]
 
 
 @main.command("preview", context_settings=CONTEXT_SETTINGS)
@@ -234,54 +290,37 @@ def _str_list(ctx: click.Context, param: click.Parameter, value: str | None) -> 
 @click.option("--side-by-side", is_flag=True, help="Original | colour in one frame.")
 @click.option("--sheet", type=click.IntRange(0, 64), default=0,
               help="Also write a PNG contact sheet of N frames (next to the clip, .png).")
-@click.option("--render-size", callback=_int_list,
+@sweep_option("render_size", callback=_number_list("render_size", "192,256,320"),
               help="Render size, or a comma list to compare (e.g. 192,256,320: sheet only).")
-@click.option("--model", callback=_str_list,
+@sweep_option("model", callback=_str_list,
               help="Model name, or a comma list to compare (sheet only).")
-@click.option("--vividness", callback=_float_list,
+@sweep_option("vividness", callback=_number_list("vividness", "1,1.5,2"),
               help="Colour strength (see `filmcolor run --help`), or a comma list to compare "
                    "(e.g. 1,1.5,2: sheet only).")
-@click.option("--weights", type=click.Path(path_type=str), help="Weights file for the model.")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
-@click.option("--batch-size", type=click.IntRange(1, 1024), default=8, show_default=True,
-              help="Frames per forward pass (use the full run's value for identical frames).")
-@click.option("--smoothing", type=click.FloatRange(0.0, 1.0), default=0.5, show_default=True,
-              help="Temporal colour smoothing strength.")
-@click.option("--temporal", type=click.Choice(TEMPORAL_METHODS), default=TEMPORAL_METHODS[0],
-              show_default=True, help="Temporal method (see `filmcolor run --help`).")
-@click.option("--upsample", type=click.Choice(UPSAMPLE_METHODS), default=UPSAMPLE_METHODS[0],
-              show_default=True, help="Chroma upsampling (see `filmcolor run --help`).")
-@click.option("--no-scene-detect", is_flag=True, help="Do not detect scene cuts.")
-@click.option("--codec", default="libx264", show_default=True, help="Video encoder.")
-@click.option("--crf", type=click.IntRange(0, 63), default=18, show_default=True)
-@click.option("--preset", default="medium", show_default=True, help="Encoder speed preset.")
-@click.option("--reference", "references", multiple=True, metavar="IMAGE[@T]",
+@sweep_option("references", multiple=True,
               help="Reference still (see `filmcolor run --help`); repeatable. A comma list "
                    "(a.jpg,b.jpg) compares the alternatives in a sweep sheet.")
-@click.option("--hints", "hints", multiple=True, type=click.Path(path_type=str), metavar="FILE",
+@sweep_option("hints", multiple=True, type=click.Path(path_type=str),
               help="Colour hints file; give two or more to compare them in a sweep sheet.")
 @click.option("--before-after", is_flag=True,
               help="With guidance: a sheet with the unguided colours above the guided ones.")
-@click.option("--overwrite", is_flag=True, help="Replace existing outputs.")
-@click.option("-q", "--quiet", is_flag=True, help="No summary.")
-def preview_cmd(input: str, start: str | None, end: str | None, frames: str | None,
-                output: str | None, side_by_side: bool, sheet: int, render_size: list[int],
-                model: list[str], vividness: list[float], weights: str | None, device: str,
-                batch_size: int, smoothing: float, temporal: str, upsample: str,
-                no_scene_detect: bool, codec: str, crf: int,
-                preset: str, references: tuple[str, ...], hints: tuple[str, ...],
-                before_after: bool, overwrite: bool, quiet: bool) -> None:
+@run_options(exclude=_PREVIEW_EXCLUDED, overrides={
+    "batch_size": {"help": "Frames per forward pass (use the full run's value for identical "
+                           "frames)."},
+    "overwrite": {"help": "Replace existing outputs."},
+    "quiet": {"help": "No summary."},
+})
+def preview_cmd(start: str | None, end: str | None, frames: str | None, output: str | None,
+                side_by_side: bool, sheet: int, render_size: list[int], model: list[str],
+                vividness: list[float], references: tuple[str, ...], hints: tuple[str, ...],
+                before_after: bool, **options: Any) -> None:
     """Colour a few seconds of INPUT, anywhere in the film, as the full run would colour them."""
-    from filmcolor.config import RunConfig
+    # One value of a sweep option is a plain setting; several are compared in one sheet.
+    cfg = RunConfig(model=_one(model), render_size=_one(render_size),
+                    vividness=_one(vividness), **options)
+
     from filmcolor.preview import PreviewRequest, guidance_sweep, preview
 
-    cfg = RunConfig(
-        input=input, overwrite=overwrite, model=model[0] if len(model) == 1 else None,
-        weights=weights, device=device, batch_size=batch_size,
-        render_size=render_size[0] if len(render_size) == 1 else None,
-        vividness=vividness[0] if len(vividness) == 1 else None, smoothing=smoothing,
-        temporal=temporal, upsample=upsample, scene_detect=not no_scene_detect, codec=codec, crf=crf, preset=preset, quiet=quiet,
-    )
     guidance = guidance_sweep(references, hints)
     if before_after:
         guidance = [((), None), *guidance]
@@ -295,5 +334,5 @@ def preview_cmd(input: str, start: str | None, end: str | None, frames: str | No
         vividness=vividness if len(vividness) > 1 else [], guidance=guidance,
     )
     summary = preview(cfg, req)
-    if not quiet:
+    if not cfg.quiet:
         click.echo(str(summary))

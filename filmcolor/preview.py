@@ -1,7 +1,9 @@
 """Frame-range previews (#4): colour a few seconds anywhere in a film, as a full run would.
 
 ``preview`` is the same chain as a job (:func:`filmcolor.pipeline.video_stages`) on a
-:class:`~filmcolor.frames.FrameRange`; there is no second code path. What makes its frames equal
+:class:`~filmcolor.frames.FrameRange`, encoded and published by the job engine's own
+:func:`~filmcolor.jobs.chunk.write_video` and :func:`~filmcolor.jobs.finish.publish_video`;
+there is no second code path. What makes its frames equal
 the same frames of a full run with the same settings:
 
 * **Seeking.** Decoding starts at the keyframe before the range (``decode(..., seek_pts=...)``),
@@ -164,17 +166,15 @@ def preview_frames(
 ) -> Iterator[Frame]:
     """The finished frames of ``rng``, equal to the same frames of a full run (see module doc)."""
     from filmcolor.io.decode import decode
+    from filmcolor.jobs.plan import decode_range, temporal_context
     from filmcolor.pipeline import video_stages
-    from filmcolor.temporal.chain import build_temporal
 
     timing = timing or _timing(src)
-    chain = build_temporal(cfg.smoothing, cfg.temporal)
-    before, after = chain.context_before, chain.context_after
+    before, after = temporal_context(cfg)
     batch = colorizer.batch_size
     # Coloured: the range, the temporal stages' context either side (the colour hold looks
     # further back than the window looks ahead), out to whole aligned batches.
-    colour_from = max(0, (rng.start - before) // batch * batch)
-    colour_to = min(total, -(-(rng.end + after) // batch) * batch)
+    colour_from, colour_to = decode_range(rng.start, rng.end, (before, after), batch, total)
     ds, de = colour_from, colour_to
     if cfg.scene_detect:
         ds = warmup_start(colour_from)
@@ -303,7 +303,7 @@ def write_sheet(rows: Sequence[tuple[str, list[np.ndarray]]], path: Path) -> Non
     width = max(r.shape[1] for r in lines)
     lines = [np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0))) for r in lines]
     sheet = np.concatenate(lines, axis=0)
-    from filmcolor.pipeline import atomic_output
+    from filmcolor.io.output import atomic_output
 
     with atomic_output(path) as tmp:
         if not cv2.imwrite(str(tmp), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR)):
@@ -318,34 +318,7 @@ def sheet_indices(rng: FrameRange, n: int) -> list[int]:
     return sorted({rng.start + round(i * (len(rng) - 1) / (n - 1)) for i in range(n)})
 
 
-# -- audio ------------------------------------------------------------------------------------
-def build_preview_remux_args(
-    video: Path, src: Path, out: Path, start_s: float, duration_s: float, ffmpeg: str = "ffmpeg"
-) -> list[str]:
-    """FFmpeg command: the preview video plus the source's first audio track cut to the range.
-
-    Pure (runs nothing). The audio is re-encoded to AAC: a copy could only be cut at packet
-    boundaries, and AAC fits every container a preview is written to.
-    """
-    return [
-        ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error", "-y",
-        "-i", str(video),
-        "-ss", f"{start_s:.6f}", "-t", f"{duration_s:.6f}", "-i", str(src),
-        "-map", "0:v:0", "-map", "1:a:0?", "-c:v", "copy", "-c:a", "aac",
-        "-shortest", str(out),
-    ]
-
-
 # -- the preview ------------------------------------------------------------------------------
-def _rebased(frames: Iterator[Frame], base: list[int]) -> Iterator[Frame]:
-    """Timestamps from 0, so the short clip starts playing at once."""
-    for fr in frames:
-        if not base:
-            base.append(fr.pts or 0)
-        fr.pts = (fr.pts or 0) - base[0]
-        yield fr
-
-
 def _sheet_collector(frames: Iterator[Frame], wanted: set[int], out: dict) -> Iterator[Frame]:
     for fr in frames:
         if fr.index in wanted:
@@ -365,17 +338,11 @@ def preview(cfg: RunConfig, req: PreviewRequest) -> PreviewSummary:
         ConfigError: a bad range or sweep.
         FilmcolorError: any input, model, encoding or output problem.
     """
-    from filmcolor.io.encode import encode
+    from filmcolor.io.output import check_output, temp_path
     from filmcolor.io.probe import probe
-    from filmcolor.io.remux import ffmpeg_exe, run_remux
-    from filmcolor.pipeline import (
-        atomic_output,
-        attach_guide,
-        build_colorizer,
-        check_output,
-        load_guidance,
-        temp_path,
-    )
+    from filmcolor.jobs.chunk import write_video
+    from filmcolor.jobs.finish import publish_video
+    from filmcolor.pipeline import attach_guide, build_colorizer, load_guidance
 
     src = Path(cfg.input)
     info = probe(src)
@@ -423,21 +390,18 @@ def preview(cfg: RunConfig, req: PreviewRequest) -> PreviewSummary:
             for _ in frames:
                 pass
         else:
-            base: list[int] = []
-            frames = _rebased(frames, base)
             enc_info = info
             if req.side_by_side:
                 frames = _side_by_side(frames)
                 enc_info = replace(info, width=2 * info.width)
             video_tmp = temp_path(clip, "video").with_suffix(".mp4")
             try:
-                stats = encode(frames, video_tmp, enc_info, codec=cfg.codec, crf=cfg.crf,
-                               preset=cfg.preset)
-                first = base[0] if base else timing.start_pts
-                start_s = float((first - timing.start_pts) * (info.time_base or 0))
-                with atomic_output(clip) as tmp:
-                    run_remux(build_preview_remux_args(
-                        video_tmp, src, tmp, start_s, stats.duration, ffmpeg=ffmpeg_exe()))
+                # The engine's encode and publish: timestamps from 0, so the clip starts playing
+                # at once; the sound cut to the same range.
+                video = write_video(frames, video_tmp, enc_info, cfg)
+                start_s = float((video.base_pts - timing.start_pts) * (info.time_base or 0))
+                publish_video(video_tmp, src, clip, info, video.frames, video.duration,
+                              audio_range=(start_s, video.duration))
             finally:
                 video_tmp.unlink(missing_ok=True)
         rows.append((label, [picked[i] for i in sorted(picked)]))

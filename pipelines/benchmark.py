@@ -291,13 +291,30 @@ def guidance_figures(clip: Path, tdp: Path) -> dict:
     return res
 
 
+def single_pass(cfg, src: Path, out: Path, info) -> int:
+    """The baseline of the jobs' overhead: the whole film in one pass, with no planning pass,
+    chunks or join (the engine's stages, encode and publish); returns the frames written."""
+    from filmcolor.io.decode import decode
+    from filmcolor.jobs.chunk import write_video
+    from filmcolor.jobs.finish import publish_video
+    from filmcolor.pipeline import build_colorizer, video_stages
+
+    colorizer = build_colorizer(cfg)
+    video = out.with_name(out.stem + ".video.mp4")
+    try:
+        written = write_video(video_stages(decode(src), cfg, colorizer), video, info, cfg)
+        publish_video(video, src, out, info, written.frames, written.duration)
+    finally:
+        video.unlink(missing_ok=True)
+    return written.frames
+
+
 def jobs_figures(tdp: Path, seconds: float, model: str | None, chunk_frames: int) -> dict:
     """Previews (start vs near the end, and against colouring the same frames in a single pass)
     and the chunked job against a single pass (#4)."""
     from filmcolor.config import RunConfig
     from filmcolor.io.probe import probe
-    from filmcolor.jobs.chunked import run_job
-    from filmcolor.pipeline import colorize_video
+    from filmcolor.jobs import JobSpec, run_job
     from filmcolor.preview import PreviewRequest, preview
 
     src = tdp / "jobs.mp4"
@@ -315,11 +332,11 @@ def jobs_figures(tdp: Path, seconds: float, model: str | None, chunk_frames: int
     last, last_frames = timed_preview(seconds - 6.0, "pv_end.mp4")
     info = probe(src)
     t = time.perf_counter()
-    single_run = colorize_video(cfg, src, tdp / "single.mp4", info)
+    single_frames = single_pass(cfg, src, tdp / "single.mp4", info)
     single = time.perf_counter() - t
-    per_frame = single / single_run.frames  # the single pass's seconds per frame, all stages
+    per_frame = single / single_frames  # the single pass's seconds per frame, all stages
     t = time.perf_counter()
-    run_job(cfg, src, tdp / "job.mp4", info)
+    run_job(JobSpec.create(cfg, src, tdp / "job.mp4", info))
     job = time.perf_counter() - t
     return {
         "preview_start_s": first, "preview_end_s": last, "preview_ratio": last / first,

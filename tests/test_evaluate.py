@@ -35,6 +35,7 @@ def _mean(rows: list[dict], key: str) -> float:
     return float(np.mean([float(r[key]) for r in rows]))
 
 
+@pytest.mark.slow
 def test_photo_table_matches_the_aggregate(tmp_path):
     files = _photos(tmp_path)
     col = Colorizer(create_model("tiny"), device="cpu", render_size=64)
@@ -149,6 +150,7 @@ def _textured_photos(tmp_path: Path) -> list[Path]:
     return files
 
 
+@pytest.mark.slow
 def test_guided_photo_rows_and_the_reference_mode(tmp_path):
     """Each guidance mode is a row of its own; the truth as reference (cropped and flipped)
     brings the colour much closer than no guidance; the guidance is the same on every run."""
@@ -169,6 +171,7 @@ def test_guided_photo_rows_and_the_reference_mode(tmp_path):
     assert [(h.x, h.y, h.a, h.b) for h in a.hints] == [(h.x, h.y, h.a, h.b) for h in b.hints]
 
 
+@pytest.mark.slow
 def test_clip_reference_variant_takes_one_reference_per_shot(tmp_path):
     clip = _colour_clip(tmp_path / "c.mp4")
     col = Colorizer(create_model("filmcolor-lite0"), device="cpu", render_size=64)

@@ -18,7 +18,7 @@ from filmcolor.guide.guider import Guide, ResolvedHint, rgb_to_ab
 from filmcolor.guide.planes import AB_SCALE, Exemplar, paint_hints, transfer
 from filmcolor.guide.spec import GuidanceSpec, HintSpec, load_guidance
 from filmcolor.io.decode import decode, decode_image
-from filmcolor.jobs import chunked
+from filmcolor.jobs import faults, folder
 from filmcolor.jobs.manifest import JobManifest
 from filmcolor.models import create_model
 from filmcolor.pipeline import attach_guide, build_colorizer, video_stages
@@ -79,6 +79,7 @@ def test_untrained_head_passes_the_given_colour_through() -> None:
     )
 
 
+@pytest.mark.slow
 def test_weights_without_a_head_load_and_stay_unguided(lite0) -> None:
     state = {k: v for k, v in lite0.state_dict().items() if not k.startswith("guide_head.")}
     model = create_model("filmcolor-lite0", pretrained=False).eval()
@@ -138,6 +139,7 @@ def test_transfer_takes_colour_from_the_matching_cell() -> None:
 
 
 # -- the model stage ----------------------------------------------------------------------------
+@pytest.mark.slow
 def test_guide_that_reaches_no_frame_is_bit_identical(clip_ntsc: Clip) -> None:
     frames = _frames(clip_ntsc)[:16]
     plain = build_colorizer(SMALL)
@@ -151,6 +153,7 @@ def test_guide_that_reaches_no_frame_is_bit_identical(clip_ntsc: Clip) -> None:
         assert np.array_equal(x.ab, y.ab)
 
 
+@pytest.mark.slow
 def test_hint_moves_the_colour_at_its_point(image_png: Path) -> None:
     frame = decode_image(image_png)
     target = rgb_to_ab((40, 80, 210))  # a clear blue
@@ -171,6 +174,7 @@ def test_hint_moves_the_colour_at_its_point(image_png: Path) -> None:
     assert change[h // 2, w // 2] > 2 * np.median(change[:, : w // 6])
 
 
+@pytest.mark.slow
 def test_reference_at_one_frame_guides_exactly_its_shot(clip_ntsc: Clip, tmp_path: Path) -> None:
     frames = _frames(clip_ntsc)
     still = tmp_path / "still.png"
@@ -190,6 +194,7 @@ def test_reference_at_one_frame_guides_exactly_its_shot(clip_ntsc: Clip, tmp_pat
     assert min(cr) > 0
 
 
+@pytest.mark.slow
 def test_timed_hint_is_carried_through_its_shot_only(clip_ntsc: Clip, tmp_path: Path) -> None:
     frames = _frames(clip_ntsc)
     hints = tmp_path / "h.json"
@@ -218,6 +223,7 @@ def test_model_without_guidance_is_refused() -> None:
 
 
 # -- jobs ---------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_job_refuses_changed_guidance_and_resumes_with_the_same(
     clip_ntsc: Clip, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
@@ -226,7 +232,7 @@ def test_job_refuses_changed_guidance_and_resumes_with_the_same(
     hints = tmp_path / "h.json"
     hints.write_text(json.dumps({"hints": [{"x": 0.3, "y": 0.3, "color": "#c03020"}]}))
     out = tmp_path / "film.mp4"
-    job = chunked.default_job_dir(out)
+    job = folder.default_job_dir(out)
     args = [str(clip_ntsc.path), "-o", str(out), "-q", "--render-size", "64", "--chunk-frames", "12",
             "--hints", str(hints)]
 
@@ -234,7 +240,7 @@ def test_job_refuses_changed_guidance_and_resumes_with_the_same(
         if f"{name}:{n}" == "done:0":
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(chunked, "_kill_point", stop)
+    monkeypatch.setattr(faults, "kill_point", stop)
     assert main(args) == 130
     monkeypatch.undo()
     recorded = JobManifest.load(job).settings["guidance"]
@@ -253,6 +259,7 @@ def test_job_refuses_changed_guidance_and_resumes_with_the_same(
     assert out.is_file() and not job.exists()
 
 
+@pytest.mark.slow
 def test_guided_batch_out_of_memory_retries_in_halves(clip_ntsc: Clip, caplog) -> None:
     frames = _frames(clip_ntsc)[:8]
     col = build_colorizer(RunConfig(input="x", render_size=64, batch_size=8))
@@ -284,6 +291,7 @@ def _decoded(path: Path) -> list[np.ndarray]:
         return [f.to_ndarray() for f in c.decode(video=0)]
 
 
+@pytest.mark.slow
 def test_guided_preview_equals_the_full_guided_run(clip_ntsc: Clip, tmp_path: Path) -> None:
     from filmcolor.__main__ import main
 
@@ -308,6 +316,7 @@ def test_guided_preview_equals_the_full_guided_run(clip_ntsc: Clip, tmp_path: Pa
         assert np.array_equal(whole[i], plain[i]) == (i < 32), f"frame {i}"
 
 
+@pytest.mark.slow
 def test_before_after_sheet_has_an_unguided_row(clip_ntsc: Clip, tmp_path: Path) -> None:
     from filmcolor.__main__ import main
 
@@ -355,6 +364,7 @@ def test_evidence_is_a_gaussian_around_the_guided_colour(lite0) -> None:
 
 
 # -- training -----------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_guided_training_moves_only_the_head(tmp_path: Path) -> None:
     from filmcolor.training.guided import GuidedConfig, GuidedTrainer, reference_view
 

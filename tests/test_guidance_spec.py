@@ -457,6 +457,7 @@ def test_cli_run_bad_hints(clip_ntsc: Clip, tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["hints.json"]
 
 
+@pytest.mark.slow
 def test_cli_run_reference_past_the_end(clip_ntsc: Clip, tmp_path: Path) -> None:
     still = colour_still(tmp_path / "still.png")
     out = tmp_path / "o.mp4"

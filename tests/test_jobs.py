@@ -18,8 +18,10 @@ import av
 import numpy as np
 import pytest
 
+import filmcolor.jobs.chunk as chunk_mod
+import filmcolor.jobs.plan as plan_mod
 from filmcolor.__main__ import main
-from filmcolor.jobs import chunked
+from filmcolor.jobs import faults, folder
 from filmcolor.jobs.manifest import JobManifest, job_lock
 from tests.media import Clip, make_clip
 
@@ -45,7 +47,7 @@ def interrupt_at(monkeypatch: pytest.MonkeyPatch, point: str) -> None:
         if f"{name}:{n}" == point:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(chunked, "_kill_point", hook)
+    monkeypatch.setattr(faults, "kill_point", hook)
 
 
 @pytest.fixture(scope="module")
@@ -53,12 +55,12 @@ def reference(clip_ntsc: Clip, tmp_path_factory: pytest.TempPathFactory) -> Path
     """An uninterrupted job over ``clip_ntsc`` (48 frames, cuts at 16 and 32) in FFV1."""
     out = tmp_path_factory.mktemp("ref") / "ref.mkv"
     assert run_cli(clip_ntsc.path, "-o", out, *EXACT) == 0
-    assert not chunked.default_job_dir(out).exists()  # removed after success
+    assert not folder.default_job_dir(out).exists()  # removed after success
     return out
 
 
 def test_plan_chunks_start_on_cuts_with_context() -> None:
-    chunks = chunked.plan_chunks(48, [0, 16, 32], chunk_frames=12, context=4, batch=8)
+    chunks = plan_mod.plan_chunks(48, [0, 16, 32], chunk_frames=12, context=4, batch=8)
     assert [(c.start, c.end) for c in chunks] == [
         (0, 12), (12, 16), (16, 28), (28, 32), (32, 44), (44, 48)
     ]
@@ -68,15 +70,16 @@ def test_plan_chunks_start_on_cuts_with_context() -> None:
         (0, 16), (8, 16), (16, 32), (24, 32), (32, 48), (40, 48)
     ]
     # The colour hold looks further back than the window looks ahead: (before, after).
-    lopsided = chunked.plan_chunks(48, [0, 16, 32], chunk_frames=12, context=(10, 2), batch=1)
+    lopsided = plan_mod.plan_chunks(48, [0, 16, 32], chunk_frames=12, context=(10, 2), batch=1)
     assert [(c.decode_start, c.decode_end) for c in lopsided] == [
         (0, 14), (2, 16), (16, 30), (18, 32), (32, 46), (34, 48)
     ]
     # Whole shots are packed together while they fit.
-    packed = chunked.plan_chunks(100, [0, 10, 20, 70], chunk_frames=30, context=0, batch=1)
+    packed = plan_mod.plan_chunks(100, [0, 10, 20, 70], chunk_frames=30, context=0, batch=1)
     assert [(c.start, c.end) for c in packed] == [(0, 20), (20, 50), (50, 70), (70, 100)]
 
 
+@pytest.mark.slow
 def test_chunks_equal_whole_run(clip_ntsc: Clip) -> None:
     """The coloured planes of a chunked run equal those of one pass, bit for bit."""
     from filmcolor.config import RunConfig
@@ -86,19 +89,20 @@ def test_chunks_equal_whole_run(clip_ntsc: Clip) -> None:
     cfg = RunConfig(input=clip_ntsc.path, model="tiny", batch_size=5)
     colorizer = build_colorizer(cfg)
     whole = list(video_stages(decode(clip_ntsc.path), cfg, colorizer))
-    pts, cuts = chunked.planning_pass(clip_ntsc.path, cfg, quiet=True)
+    pts, cuts = plan_mod.planning_pass(clip_ntsc.path, cfg)
     assert cuts == [0, *clip_ntsc.cuts]
-    plan = chunked.plan_chunks(len(pts), cuts, 7, chunked.temporal_context(cfg), cfg.batch_size)
+    plan = plan_mod.plan_chunks(len(pts), cuts, 7, plan_mod.temporal_context(cfg), cfg.batch_size)
     parts = []
     for c in plan:
         c.seek_pts = pts[c.decode_start]
-        parts += list(chunked.chunk_frames(clip_ntsc.path, c, cuts, cfg, colorizer))
+        parts += list(chunk_mod.chunk_frames(clip_ntsc.path, c, cuts, cfg, colorizer))
     assert [f.index for f in parts] == list(range(clip_ntsc.n_frames))
     for a, b in zip(whole, parts, strict=True):
         assert a.pts == b.pts and a.scene_start == b.scene_start
         assert np.array_equal(a.extra["cbcr"], b.extra["cbcr"])
 
 
+@pytest.mark.slow
 def test_chunks_equal_whole_run_in_a_long_shot(media_dir: Path) -> None:
     """A shot longer than the colour hold's restart period, split into chunks that start inside
     it (across both recursions' restarts): still bit-identical to one pass (#13)."""
@@ -114,34 +118,35 @@ def test_chunks_equal_whole_run_in_a_long_shot(media_dir: Path) -> None:
     cuts = [0, 110]
     whole = list(video_stages(decode(clip.path), cfg, colorizer, cuts=cuts))
     pts = [f.pts for f in decode(clip.path)]
-    before, after = chunked.temporal_context(cfg)
+    before, after = plan_mod.temporal_context(cfg)
     assert before > DEFAULT_PERIOD and after == 4
-    plan = chunked.plan_chunks(len(pts), cuts, 30, (before, after), cfg.batch_size)
+    plan = plan_mod.plan_chunks(len(pts), cuts, 30, (before, after), cfg.batch_size)
     assert [c.start for c in plan] == [0, 30, 60, 90, 110]
     parts = []
     for c in plan:
         c.seek_pts = pts[c.decode_start]
-        parts += list(chunked.chunk_frames(clip.path, c, cuts, cfg, colorizer))
+        parts += list(chunk_mod.chunk_frames(clip.path, c, cuts, cfg, colorizer))
     assert [f.index for f in parts] == list(range(130))
     for a, b in zip(whole, parts, strict=True):
         assert np.array_equal(a.extra["cbcr"], b.extra["cbcr"]), a.index
     # The look-back matters: the same chunks with only the window's context differ somewhere.
-    short = chunked.plan_chunks(len(pts), cuts, 30, (after, after), cfg.batch_size)
+    short = plan_mod.plan_chunks(len(pts), cuts, 30, (after, after), cfg.batch_size)
     frames = []
     for c in short:
         c.seek_pts = pts[c.decode_start]
-        frames += list(chunked.chunk_frames(clip.path, c, cuts, cfg, colorizer))
+        frames += list(chunk_mod.chunk_frames(clip.path, c, cuts, cfg, colorizer))
     assert any(not np.array_equal(a.extra["cbcr"], b.extra["cbcr"]) for a, b in zip(whole, frames))
 
 
 @pytest.mark.parametrize("point", ["planning:20", "chunk:18", "done:2", "join:30"])
+@pytest.mark.slow
 def test_sigkill_and_resume_is_identical(
     point: str, clip_ntsc: Clip, reference: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "film.mkv"
-    job = chunked.default_job_dir(out)
+    job = folder.default_job_dir(out)
     cmd = [sys.executable, "-m", "filmcolor", str(clip_ntsc.path), "-o", str(out), *EXACT]
-    env = {**os.environ, chunked.KILL_ENV: point}
+    env = {**os.environ, faults.KILL_ENV: point}
     r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120, check=False)
     assert r.returncode == -signal.SIGKILL, r.stderr
     assert not out.exists() and (job / "manifest.json").is_file()
@@ -159,13 +164,14 @@ def test_sigkill_and_resume_is_identical(
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 
+@pytest.mark.slow
 def test_sigterm_stops_cleanly_and_prints_resume(
     clip_ntsc: Clip, reference: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "film.mkv"
-    job = chunked.default_job_dir(out)
+    job = folder.default_job_dir(out)
     cmd = [sys.executable, "-m", "filmcolor", str(clip_ntsc.path), "-o", str(out), *EXACT]
-    env = {**os.environ, chunked.KILL_ENV: "chunk:15/TERM", "FILMCOLOR_DEBUG": "0"}
+    env = {**os.environ, faults.KILL_ENV: "chunk:15/TERM", "FILMCOLOR_DEBUG": "0"}
     r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120, check=False)
     assert r.returncode == 130
     assert r.stderr.strip().splitlines() == [
@@ -177,11 +183,12 @@ def test_sigterm_stops_cleanly_and_prints_resume(
     assert frames_and_times(out) == frames_and_times(reference)
 
 
+@pytest.mark.slow
 def test_interrupt_status_settings_change_and_restart(
     clip_ntsc: Clip, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
     out = tmp_path / "film.mp4"
-    job = chunked.default_job_dir(out)
+    job = folder.default_job_dir(out)
     interrupt_at(monkeypatch, "done:1")
     assert run_cli(clip_ntsc.path, "-o", out, *TINY) == 130
     err = capsys.readouterr().err.strip().splitlines()
@@ -232,7 +239,7 @@ def test_changed_source_refused(clip_ntsc: Clip, tmp_path: Path, monkeypatch, ca
 
 def test_second_process_refused_by_lock(clip_ntsc: Clip, tmp_path: Path, capsys) -> None:
     out = tmp_path / "o.mp4"
-    job = chunked.default_job_dir(out)
+    job = folder.default_job_dir(out)
     job.mkdir()
     with job_lock(job):
         assert run_cli(clip_ntsc.path, "-o", out, *TINY) == 7
@@ -257,9 +264,10 @@ def test_vfr_job_keeps_timestamps(clip_vfr: Clip, tmp_path: Path) -> None:
     with av.open(str(clip_vfr.path)) as c:
         src = [f.pts * c.streams.video[0].time_base for f in c.decode(video=0)]
     assert [t for t, _ in frames_and_times(out)] == src
-    assert len(list(chunked.default_job_dir(out).glob("chunk_*.mp4"))) >= 3  # kept
+    assert len(list(folder.default_job_dir(out).glob("chunk_*.mp4"))) >= 3  # kept
 
 
+@pytest.mark.slow
 def test_h264_resume_is_identical(clip_ntsc: Clip, tmp_path: Path, monkeypatch) -> None:
     """Default encoder: an interrupted and resumed job decodes to the uninterrupted run's frames."""
     ref = tmp_path / "ref.mp4"
@@ -268,10 +276,11 @@ def test_h264_resume_is_identical(clip_ntsc: Clip, tmp_path: Path, monkeypatch) 
     interrupt_at(monkeypatch, "done:2")
     assert run_cli(clip_ntsc.path, "-o", out, *TINY) == 130
     monkeypatch.undo()
-    assert run_cli("resume", chunked.default_job_dir(out), "-q") == 0
+    assert run_cli("resume", folder.default_job_dir(out), "-q") == 0
     assert frames_and_times(out) == frames_and_times(ref)
 
 
+@pytest.mark.slow
 def test_resume_keeps_overwrite(clip_ntsc: Clip, tmp_path: Path, monkeypatch) -> None:
     """A job started with --overwrite over an old output can be resumed while that output exists."""
     out = tmp_path / "o.mp4"
@@ -280,5 +289,5 @@ def test_resume_keeps_overwrite(clip_ntsc: Clip, tmp_path: Path, monkeypatch) ->
     assert run_cli(clip_ntsc.path, "-o", out, *TINY, "--overwrite") == 130
     monkeypatch.undo()
     assert out.read_bytes() == b"old"  # untouched until the new film is complete
-    assert run_cli("resume", chunked.default_job_dir(out), "-q") == 0
+    assert run_cli("resume", folder.default_job_dir(out), "-q") == 0
     assert len(frames_and_times(out)) == clip_ntsc.n_frames

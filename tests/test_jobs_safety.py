@@ -27,9 +27,12 @@ from types import SimpleNamespace
 
 import pytest
 
+import filmcolor.jobs.chunk as chunk_mod
+import filmcolor.jobs.finish as finish_mod
+import filmcolor.jobs.spec as spec_mod
 from filmcolor.config import RunConfig
 from filmcolor.errors import DecodeError, EncodeError, RemuxError
-from filmcolor.jobs import chunked
+from filmcolor.jobs import disk, faults, folder
 from filmcolor.jobs.manifest import MANIFEST_NAME, Chunk, JobManifest
 from tests.media import Clip, ffmpeg_bin
 from tests.test_jobs import EXACT, TINY, frames_and_times, interrupt_at, run_cli
@@ -94,17 +97,18 @@ def test_job_dir_that_is_a_file_refused(clip_ntsc: Clip, tmp_path: Path, capsys)
     assert jd.read_bytes() == b"mine"
 
 
+@pytest.mark.slow
 def test_user_file_survives_success_and_restart(
     clip_ntsc: Clip, reference: Path, tmp_path: Path, monkeypatch
 ) -> None:
     out = tmp_path / "film.mkv"
-    job = chunked.default_job_dir(out)
+    job = folder.default_job_dir(out)
 
     def add_user_file(name: str, n: int) -> None:
         if f"{name}:{n}" == "done:3":  # mid-way, before the join and the clean-up
             (job / "notes.txt").write_text("keep me")
 
-    monkeypatch.setattr(chunked, "_kill_point", add_user_file)
+    monkeypatch.setattr(faults, "kill_point", add_user_file)
     assert run_cli(clip_ntsc.path, "-o", out, *EXACT) == 0
     assert frames_and_times(out) == frames_and_times(reference)
     assert sorted(p.name for p in job.iterdir()) == ["notes.txt"]  # the job's files are gone
@@ -112,7 +116,7 @@ def test_user_file_survives_success_and_restart(
 
     # A folder with a user's file and a job in it: --restart deletes only the job's files.
     out2 = tmp_path / "film2.mkv"
-    job2 = chunked.default_job_dir(out2)
+    job2 = folder.default_job_dir(out2)
     interrupt_at(monkeypatch, "done:1")
     assert run_cli(clip_ntsc.path, "-o", out2, *EXACT) == 130
     monkeypatch.undo()
@@ -122,6 +126,7 @@ def test_user_file_survives_success_and_restart(
     assert sorted(p.name for p in job2.iterdir()) == ["notes.txt"]
 
 
+@pytest.mark.slow
 def test_empty_user_folder_is_kept(clip_ntsc: Clip, tmp_path: Path) -> None:
     """An empty folder made for --job-dir is used, emptied again, and left in place."""
     jd = tmp_path / "jd"
@@ -161,10 +166,11 @@ def test_encoder_failure_leaves_nothing(clip_ntsc: Clip, tmp_path: Path, capsys)
     assert sorted(p.name for p in tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_decode_error_after_chunks_keeps_job(
     clip_ntsc: Clip, reference: Path, tmp_path: Path, monkeypatch, capsys
 ) -> None:
-    real = chunked.chunk_frames
+    real = chunk_mod.chunk_frames
 
     def failing(src, chunk, cuts, cfg, colorizer):
         for fr in real(src, chunk, cuts, cfg, colorizer):
@@ -172,9 +178,9 @@ def test_decode_error_after_chunks_keeps_job(
                 raise DecodeError(f"cannot decode frame {fr.index}: corrupt slice")
             yield fr
 
-    monkeypatch.setattr(chunked, "chunk_frames", failing)
+    monkeypatch.setattr(chunk_mod, "chunk_frames", failing)
     out = tmp_path / "film.mkv"
-    job = chunked.default_job_dir(out)
+    job = folder.default_job_dir(out)
     assert run_cli(clip_ntsc.path, "-o", out, *EXACT) == 3
     line = one_error_line(capsys)
     assert line == (
@@ -189,6 +195,7 @@ def test_decode_error_after_chunks_keeps_job(
     assert frames_and_times(out) == frames_and_times(reference)
 
 
+@pytest.mark.slow
 def test_remux_failure_keeps_finished_job(
     clip_ntsc: Clip, reference: Path, tmp_path: Path, monkeypatch, capsys
 ) -> None:
@@ -199,7 +206,7 @@ def test_remux_failure_keeps_finished_job(
 
     monkeypatch.setattr(remux, "run_remux", broken)
     out = tmp_path / "film.mkv"
-    job = chunked.default_job_dir(out)
+    job = folder.default_job_dir(out)
     assert run_cli(clip_ntsc.path, "-o", out, *EXACT) == 6
     assert "was kept (6/6 chunks done)" in one_error_line(capsys)
     assert len(list(job.glob("chunk_*.mp4"))) == 6 and not list(job.glob("*.tmp"))
@@ -214,18 +221,19 @@ def test_job_settings_record_device_and_dtype() -> None:
     import torch
 
     cfg = RunConfig(input="x.mp4", model="tiny", device="cpu")
-    s = chunked.job_settings(cfg)
+    s = spec_mod.job_settings(cfg)
     assert (s["device"], s["dtype"]) == ("cpu", "float32")
     gpu = SimpleNamespace(device=torch.device("cuda", 1), half=True)
-    s = chunked.job_settings(cfg, gpu)
+    s = spec_mod.job_settings(cfg, gpu)
     assert (s["device"], s["dtype"]) == ("cuda", "float16")
 
 
+@pytest.mark.slow
 def test_resume_on_other_device_refused(
     clip_ntsc: Clip, tmp_path: Path, monkeypatch, capsys
 ) -> None:
     out = tmp_path / "film.mp4"
-    job = chunked.default_job_dir(out)
+    job = folder.default_job_dir(out)
     interrupt_at(monkeypatch, "done:1")
     assert run_cli(clip_ntsc.path, "-o", out, *TINY) == 130
     monkeypatch.undo()
@@ -257,20 +265,20 @@ def test_resume_on_other_device_refused(
 
 # -- 4. disk space ----------------------------------------------------------------------------
 def test_first_chunk_estimate_is_not_zero() -> None:
-    assert chunked.bits_per_pixel_bound("ffv1", None, 8) == 24.0
-    assert chunked.bits_per_pixel_bound("libx264", 0, 10) == 30.0  # CRF 0 is lossless
-    assert chunked.bits_per_pixel_bound("libx264", 18) == 1.0
-    assert chunked.bits_per_pixel_bound("libx264", 24) == 0.5
-    assert chunked.bits_per_pixel_bound("mpeg4", None) == 4.0
+    assert disk.bits_per_pixel_bound("ffv1", None, 8) == 24.0
+    assert disk.bits_per_pixel_bound("libx264", 0, 10) == 30.0  # CRF 0 is lossless
+    assert disk.bits_per_pixel_bound("libx264", 18) == 1.0
+    assert disk.bits_per_pixel_bound("libx264", 24) == 0.5
+    assert disk.bits_per_pixel_bound("mpeg4", None) == 4.0
     info = SimpleNamespace(width=1920, height=1080, bit_depth=8)
     cfg = RunConfig(input="x.mp4")  # libx264, CRF 18
     chunks = [Chunk(0, 0, 2000, 0, 2008), Chunk(1, 2000, 4000, 1992, 4000)]
     m = JobManifest(source={}, settings={}, config={}, total_frames=4000, chunks=chunks)
-    assert chunked.chunk_estimate(m, chunks[0], info, cfg) == 1920 * 1080 * 2000 // 8
+    assert disk.chunk_estimate(m, chunks[0], info, cfg) == 1920 * 1080 * 2000 // 8
     # Measured once a chunk is done: its bytes per frame, times the safety factor.
     chunks[0].done, chunks[0].bytes = True, 100_000_000
-    assert chunked.chunk_estimate(m, chunks[1], info, cfg) == int(
-        100_000_000 * chunked.DISK_FACTOR
+    assert disk.chunk_estimate(m, chunks[1], info, cfg) == int(
+        100_000_000 * disk.DISK_FACTOR
     )
 
 
@@ -281,13 +289,13 @@ def test_first_chunk_checked_against_estimate(
 
     # Enough for the old check (the margin alone), not for 12 raw-sized FFV1 frames.
     need = clip_ntsc.width * clip_ntsc.height * 12 * 3
-    free = chunked.DISK_MARGIN + need // 2
+    free = disk.DISK_MARGIN + need // 2
     monkeypatch.setattr(shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(1, 1, free))
     out = tmp_path / "o.mkv"
     assert run_cli(clip_ntsc.path, "-o", out, *EXACT) == 5
     line = one_error_line(capsys)
     assert line.startswith("filmcolor: error: low disk space: ") and "chunk 0 needs" in line
-    assert JobManifest.load(chunked.default_job_dir(out)).chunks_done == 0  # kept: resumable
+    assert JobManifest.load(folder.default_job_dir(out)).chunks_done == 0  # kept: resumable
 
 
 def _enospc() -> OSError:
@@ -295,6 +303,7 @@ def _enospc() -> OSError:
 
 
 @pytest.mark.parametrize("wrapped", [False, True], ids=["oserror", "pyav-encodeerror"])
+@pytest.mark.slow
 def test_disk_full_while_writing_a_chunk(
     wrapped: bool, clip_ntsc: Clip, reference: Path, tmp_path: Path, monkeypatch, capsys
 ) -> None:
@@ -320,7 +329,7 @@ def test_disk_full_while_writing_a_chunk(
 
     monkeypatch.setattr(encode_mod, "encode", filling)
     out = tmp_path / "film.mkv"
-    job = chunked.default_job_dir(out)
+    job = folder.default_job_dir(out)
     assert run_cli(clip_ntsc.path, "-o", out, *EXACT) == 5
     assert one_error_line(capsys) == (
         f"filmcolor: error: disk full: writing chunk 1 in {job} failed (no space left on the "
@@ -334,6 +343,7 @@ def test_disk_full_while_writing_a_chunk(
 
 
 @pytest.mark.parametrize("step", ["join", "remux"])
+@pytest.mark.slow
 def test_disk_full_while_joining(
     step: str, clip_ntsc: Clip, reference: Path, tmp_path: Path, monkeypatch, capsys
 ) -> None:
@@ -349,11 +359,11 @@ def test_disk_full_while_joining(
                          "on device\nError writing trailer: No space left on device")
 
     if step == "join":
-        monkeypatch.setattr(chunked, "join_chunks", full_join)
+        monkeypatch.setattr(finish_mod, "join_chunks", full_join)
     else:
         monkeypatch.setattr(remux, "run_remux", full_remux)
     out = tmp_path / "film.mkv"
-    job = chunked.default_job_dir(out)
+    job = folder.default_job_dir(out)
     assert run_cli(clip_ntsc.path, "-o", out, *EXACT) == 5
     what, where = ("the joined chunks", job) if step == "join" else ("the final output", tmp_path)
     assert one_error_line(capsys).startswith(
@@ -393,6 +403,7 @@ def _gone(pid: int) -> bool:
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+@pytest.mark.slow
 def test_sigkill_during_remux_and_resume(
     clip_ntsc: Clip, reference: Path, tmp_path: Path
 ) -> None:
@@ -420,7 +431,7 @@ def test_sigkill_during_remux_and_resume(
     work = tmp_path / "work"
     work.mkdir()
     out = work / "film.mkv"
-    job = chunked.default_job_dir(out)
+    job = folder.default_job_dir(out)
     cmd = [sys.executable, "-m", "filmcolor", str(clip_ntsc.path), "-o", str(out), *EXACT]
     env = {**os.environ, "PATH": f"{bindir}{os.pathsep}{os.environ['PATH']}"}
     r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120, check=False)
@@ -440,9 +451,10 @@ def test_sigkill_during_remux_and_resume(
 
 
 # -- 6. the lock, held by another process --------------------------------------------------------
+@pytest.mark.slow
 def test_lock_held_by_another_process(clip_ntsc: Clip, tmp_path: Path) -> None:
     out = tmp_path / "o.mp4"
-    job = chunked.default_job_dir(out)
+    job = folder.default_job_dir(out)
     job.mkdir()
     holder_code = (
         "import sys\n"

@@ -381,6 +381,7 @@ def frechet_features() -> Iterator[FrechetFeatures]:
         torch.set_num_threads(threads)
 
 
+@pytest.mark.slow
 def test_frechet_features_and_distance(frechet_features: FrechetFeatures) -> None:
     warm = [_texture(20 + i, 64, 64) * np.array([1.0, 0.8, 0.6]) for i in range(5)]
     cool = [_texture(30 + i, 64, 64) * np.array([0.2, 0.5, 1.0]) for i in range(5)]

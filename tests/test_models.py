@@ -11,6 +11,7 @@ from filmcolor.models.abbins import ABBins
 
 
 @pytest.mark.parametrize("name", [c.name for c in list_models(include_test=True)])
+@pytest.mark.slow
 def test_random_init_forward(name):
     model = create_model(name, pretrained=False)
     x = torch.rand(2, 1, 64, 96) * 100
@@ -73,6 +74,7 @@ def test_wrong_weights_file(tmp_path):
         create_model("tiny", weights=other)
 
 
+@pytest.mark.slow
 def test_fold_batchnorm_keeps_outputs():
     import copy
 
@@ -176,6 +178,7 @@ def test_out_of_memory_halves_the_batch_and_colours_every_frame(caplog) -> None:
         col.colorize_batch(_frames(2))
 
 
+@pytest.mark.slow
 def test_films_get_the_models_footage_vividness() -> None:
     """Films are coloured at the model's footage vividness unless one is asked for (#13);
     photos keep the vividness stored with the weights; models without one are unaffected."""

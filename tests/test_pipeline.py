@@ -87,6 +87,7 @@ def test_frames_timestamps_audio_luma(clip_ntsc: Clip, ntsc_out: Path) -> None:
     assert float(np.mean([np.abs(u - 128).mean() for u in out_u])) > 2.0
 
 
+@pytest.mark.slow
 def test_default_output_name_and_no_overwrite(clip_ntsc: Clip, tmp_path: Path, capsys) -> None:
     src = tmp_path / "film.mp4"
     src.write_bytes(clip_ntsc.path.read_bytes())
@@ -118,6 +119,7 @@ def test_odd_size_and_rotation(clip_odd: Clip, clip_rotated: Clip, tmp_path: Pat
     assert probe(out).rotation == probe(clip_rotated.path).rotation == 90
 
 
+@pytest.mark.slow
 def test_subtitles_kept(clip_subtitled: Clip, tmp_path: Path) -> None:
     out = tmp_path / "sub.mkv"
     assert run_cli(clip_subtitled.path, "-o", out, *TINY) == 0
@@ -131,6 +133,7 @@ def test_subtitles_kept(clip_subtitled: Clip, tmp_path: Path) -> None:
     assert [s.codec for s in probe(tmp_path / "film.colour.mkv").subtitle_streams] == ["srt"]
 
 
+@pytest.mark.slow
 def test_smoothing_reduces_chroma_flicker(clip_ntsc: Clip, tmp_path: Path) -> None:
     """Frame-to-frame chroma change inside shots drops with smoothing; cuts stay sharp."""
     res = {}

@@ -98,6 +98,7 @@ def long_whole_run(clip_long: Clip) -> tuple[RunConfig, object, dict]:
 @pytest.mark.parametrize(
     "rng", [FrameRange(160, 176), FrameRange(178, 183), FrameRange(192, 200)]
 )
+@pytest.mark.slow
 def test_preview_frames_equal_full_run(
     clip_long: Clip, long_whole_run, rng: FrameRange, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -267,6 +268,7 @@ def fade_whole_run(clip_fade: Path) -> tuple[RunConfig, object, dict]:
     [FrameRange(50, 62), FrameRange(100, 110), FrameRange(160, 170), FrameRange(200, 212)],
     ids=["before", "inside", "right-after", "later"],
 )
+@pytest.mark.slow
 def test_preview_after_a_long_fade_to_black_equals_full_run(
     clip_fade: Path, fade_whole_run, rng: FrameRange, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -295,6 +297,7 @@ def clip_mkv(media_dir: Path) -> Clip:
                      options={"crf": "12", "g": "24"})
 
 
+@pytest.mark.slow
 def test_mkv_rounded_timestamps_preview_seeks(
     clip_mkv: Clip, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -324,6 +327,7 @@ def test_timestamps_off_the_frame_grid_do_not_seek(clip_vfr: Clip) -> None:
     assert _locate(clip_vfr.path, timing, 16, 24) is None
 
 
+@pytest.mark.slow
 def test_preview_model_sweep_compares_models_in_one_sheet(clip_ntsc: Clip, tmp_path: Path) -> None:
     # One sheet comparing models (#4): row k is the sheet a preview with model k alone writes
     # (checked for the cheap one), and the models' colours differ while the luminance stays
@@ -348,6 +352,7 @@ def test_preview_model_sweep_compares_models_in_one_sheet(clip_ntsc: Clip, tmp_p
     assert np.abs(tiny[..., 0] - default[..., 0]).mean() < 2
 
 
+@pytest.mark.slow
 def test_preview_colours_only_what_the_temporal_stages_need(
     clip_long: Clip, long_whole_run
 ) -> None:

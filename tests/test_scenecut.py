@@ -204,6 +204,7 @@ def _decisions(frames: list[np.ndarray], first: int) -> list[int]:
 
 
 @pytest.mark.parametrize("seed", [30, 31])
+@pytest.mark.slow
 def test_bounded_memory_late_start_decides_like_the_full_stream(seed: int) -> None:
     # The invariant previews rely on (#4): a stream started `memory` frames before frame i, or
     # at warmup_start(i), takes the whole stream's decisions from i on.

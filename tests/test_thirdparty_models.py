@@ -189,6 +189,7 @@ def test_layout_fixture_totals() -> None:
 
 # -- released layout: every key and shape ----------------------------------------------------------
 @pytest.mark.parametrize("arch", list(BUILDER))
+@pytest.mark.slow
 def test_released_state_matches_facts_exactly(arch: str) -> None:
     """Our model + PyTorch's norm hooks gives exactly the released keys, shapes (and for DeOldify,
     whose tables are in file order, the order)."""
@@ -213,6 +214,7 @@ def loaded(name: str, path: Path) -> nn.Module:
     "name",
     ["deoldify-artistic", "deoldify-stable", "deoldify-video", "zhang-eccv16", "zhang-siggraph17"],
 )
+@pytest.mark.slow
 def test_load_released_file_gives_unfolded_output(name: str, released_files) -> None:
     arch = ARCH[name]
     # Stable shares Video's layout but is its own registry entry: built here, not kept (874 MB).
@@ -238,6 +240,7 @@ def test_load_released_file_gives_unfolded_output(name: str, released_files) -> 
     assert not any(k.endswith(("weight_orig", "weight_u", "weight_g", "weight_v")) for k in keys)
 
 
+@pytest.mark.slow
 def test_bare_state_dict_file_loads(tmp_path: Path) -> None:
     """fastai's ``Learner.load`` also takes a bare state dict (saved without ``with_opt``): the
     same file without the ``{'model': ..., 'opt': ...}`` wrapper loads through the file path."""
@@ -254,6 +257,7 @@ def test_bare_state_dict_file_loads(tmp_path: Path) -> None:
 
 # -- strictness ------------------------------------------------------------------------------------
 @pytest.mark.parametrize("arch", list(BUILDER))
+@pytest.mark.slow
 def test_strict_keys(arch: str, released_files) -> None:
     """A missing or extra key, a wrong shape or an incomplete norm group is an error;
     ``num_batches_tracked`` (absent from some old checkpoints) is optional."""
@@ -515,6 +519,7 @@ def test_deoldify_postprocessing_parity() -> None:
     np.testing.assert_allclose(ab[0].numpy(), ref, atol=1.0)
 
 
+@pytest.mark.slow
 def test_zhang_preprocessing_parity(released_files) -> None:
     """Zhang et al.: RGB stretched to 256x256 with Pillow's BICUBIC, Lab (skimage), L fed as
     (L-50)/100; SIGGRAPH17 adds two zero a/b hint channels and a zero mask. Enlarging (a small
@@ -669,7 +674,7 @@ def test_siggraph17_output_is_tanh_times_110(released_files) -> None:
 
 def test_registry_facts() -> None:
     """Square render geometry at each model's published default size, weights named as released."""
-    from filmcolor.models.thirdparty import load_catalog
+    from filmcolor.models.catalog import load_catalog
 
     catalog = load_catalog()
     for name, rf in [("deoldify-artistic", 35), ("deoldify-stable", 35), ("deoldify-video", 21)]:
@@ -695,6 +700,7 @@ def tiny_clip(tmp_path_factory: pytest.TempPathFactory):
 
 
 @pytest.mark.parametrize("name", list(ARCH))
+@pytest.mark.slow
 def test_pipeline_with_each_model(name: str, tiny_clip, released_files, tmp_path: Path) -> None:
     """`filmcolor clip.mp4 --model NAME --weights FILE`: a resumable job with scene cuts,
     smoothing and the audio remux; every frame out, timestamps and luminance kept."""

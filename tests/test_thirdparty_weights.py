@@ -22,8 +22,11 @@ import torch
 
 from filmcolor.__main__ import main
 from filmcolor.errors import WeightsError
-from filmcolor.models import create_model, list_models, thirdparty
-from filmcolor.models.thirdparty import fetch, load_catalog, store_path
+from filmcolor.models import catalog as weights_catalog
+from filmcolor.models import create_model, digests, list_models, verify
+from filmcolor.models.catalog import WeightsEntry, load_catalog
+from filmcolor.models.digests import store_path
+from filmcolor.models.fetch import fetch
 from filmcolor.models.weights import read_weights
 
 PAYLOAD = bytes(range(256)) * 4096 + b"tail"  # 1 MiB and a bit: several read chunks
@@ -137,7 +140,7 @@ approx_size = "874 MB"
 sha256 = ""
 licence = "test"
 """)
-    monkeypatch.setattr(thirdparty, "CATALOG_PATH", path)
+    monkeypatch.setattr(weights_catalog, "CATALOG_PATH", path)
     monkeypatch.setenv("FILMCOLOR_HOME", str(tmp_path / "home"))
     return path
 
@@ -187,7 +190,7 @@ def test_fetch_downloads_verifies_and_renames(catalog: Path, tmp_path: Path) -> 
     # No .part left; beside the file only the sha256 store of $FILMCOLOR_HOME (its digest cache).
     assert sorted(p.name for p in path.parent.iterdir()) == ["exact.pth", "weights-sha256.json"]
     # Already there and verified: no second download.
-    n = len(thirdparty.load_catalog())
+    n = len(load_catalog())
     assert fetch("exact", progress=False) == path and n == 4
 
 
@@ -300,11 +303,11 @@ def test_fetch_checks_structure_before_recording(
 
 
 def test_size_window() -> None:
-    entry = thirdparty.WeightsEntry("m", "f.pth", "https://x/f.pth", "l", approx_size="874 MB")
+    entry = WeightsEntry("m", "f.pth", "https://x/f.pth", "l", approx_size="874 MB")
     assert entry.approx_bytes() == 874_000_000
-    assert thirdparty.SIZE_WINDOW == (0.5, 2.0)
+    assert verify.SIZE_WINDOW == (0.5, 2.0)
     for text, want in [("1.5 kB", 1500), ("2 MiB", 2 << 20), ("1 GB", 10**9), ("big", None)]:
-        assert thirdparty.WeightsEntry("m", "f", "u", "l", approx_size=text).approx_bytes() == want
+        assert WeightsEntry("m", "f", "u", "l", approx_size=text).approx_bytes() == want
 
 
 def test_offline_fails_cleanly_with_instructions(catalog: Path, tmp_path: Path) -> None:
@@ -436,13 +439,13 @@ def test_safe_loading_without_scoped_safe_globals(
 def counting_hash(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
     """Records each file actually hashed (not answered from the cache)."""
     hashed: list[Path] = []
-    real = thirdparty.sha256sum
+    real = digests.sha256sum
 
     def sha256sum(path: Path, *args: object) -> str:
         hashed.append(Path(path))
         return real(path, *args)
 
-    monkeypatch.setattr(thirdparty, "sha256sum", sha256sum)
+    monkeypatch.setattr(digests, "sha256sum", sha256sum)
     return hashed
 
 

@@ -116,6 +116,7 @@ def test_film_grey_orthochromatic_darkens_red():
     assert 0.0 <= float(g1.min()) and float(g1.max()) <= 1.0
 
 
+@pytest.mark.slow
 def test_one_step_lowers_loss_on_tiny_batch(tmp_path):
     t = _trainer(tmp_path, lr=3e-3, encoder_lr=1e-3)
     t.cfg.seed = 0
@@ -126,6 +127,7 @@ def test_one_step_lowers_loss_on_tiny_batch(tmp_path):
     assert losses[-1] < losses[0]
 
 
+@pytest.mark.slow
 def test_resume_gives_identical_next_step(tmp_path):
     a = _trainer(tmp_path / "a")
     a.train_step()
@@ -151,6 +153,7 @@ def test_export_is_fp16_and_loads(tmp_path):
     torch.testing.assert_close(m.head.weight, t.model.head.weight.half().float())
 
 
+@pytest.mark.slow
 def test_resume_with_ema_gives_identical_average(tmp_path):
     a = _trainer(tmp_path / "a", ema_decay=0.9)
     a.train_step()
@@ -164,6 +167,7 @@ def test_resume_with_ema_gives_identical_average(tmp_path):
         torch.testing.assert_close(v, b.ema[k], msg=k)
 
 
+@pytest.mark.slow
 def test_ema_is_a_running_average_of_the_weights(tmp_path):
     t = _trainer(tmp_path, ema_decay=0.5)
     w0 = t.model.head.weight.detach().clone()

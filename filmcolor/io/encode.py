@@ -47,14 +47,19 @@ from filmcolor.io.probe import SourceInfo
 
 logger = logging.getLogger("filmcolor")
 
+# The run settings' defaults (--codec, --crf, --preset) are declared on RunConfig
+# (filmcolor.config); these are the encoder's own, for library callers. They cannot import
+# filmcolor.config (a higher layer), and config does not import this module (it loads av and
+# cv2, and config must stay light for `--help`), so tests/test_settings.py keeps the two equal.
 DEFAULT_CODEC: str = "libx264"
-"""Encoder used when none is named: plays everywhere."""
+"""Encoder used when none is named: plays everywhere. Equals ``RunConfig.codec``'s default."""
 
 DEFAULT_CRF: int = 18
-"""Visually transparent for x264/x265; the luma is the film's own, so it deserves the bits."""
+"""Visually transparent for x264/x265; the luma is the film's own, so it deserves the bits.
+Equals ``RunConfig.crf``'s default."""
 
 DEFAULT_PRESET: str = "medium"
-"""x264/x265 speed preset."""
+"""x264/x265 speed preset. Equals ``RunConfig.preset``'s default."""
 
 # FFmpeg enum values (libavutil/pixfmt.h): AVCOL_SPC_SMPTE170M (BT.601 525) and AVCOL_RANGE_MPEG.
 _COLORSPACE_BT601 = 6

@@ -229,6 +229,24 @@ _OPEN_FAILED = re.compile(r"^Error opening (input|output) file (.+?)\.?$", re.MU
 _LOG_PREFIX = re.compile(r"^\[[^\]]* @ 0x[0-9a-f]+\] ")
 
 
+def build_preview_remux_args(
+    video: Path, src: Path, out: Path, start_s: float, duration_s: float, ffmpeg: str = "ffmpeg"
+) -> list[str]:
+    """FFmpeg command: the preview video plus the source's first audio track cut to the range.
+
+    Pure (runs nothing). The audio is re-encoded to AAC: a copy could only be cut at packet
+    boundaries, and AAC fits every container a preview is written to. No ``-shortest``: where
+    the film's sound ends before the range does, it would cut the picture short too.
+    """
+    return [
+        ffmpeg, *GLOBAL_ARGS,
+        "-i", str(video),
+        "-ss", f"{start_s:.6f}", "-t", f"{duration_s:.6f}", "-i", str(src),
+        "-map", "0:v:0", "-map", "1:a:0?", "-c:v", "copy", "-c:a", "aac",
+        str(out),
+    ]
+
+
 def _summarise(stderr: str, out_name: str, exe: str) -> str:
     """One actionable line from FFmpeg's stderr."""
     if "display_rotation" in stderr and (

@@ -1,16 +1,14 @@
-"""Find, verify and load weights files. Never exits: every failure is a :class:`WeightsError`.
+"""Find, read and load weights files. Never exits: every failure is a :class:`WeightsError`.
 
 Where filmcolor looks, in order: an explicit ``--weights PATH`` (no search), ``$FILMCOLOR_HOME``,
-the shipped ``weights/`` folder, then ``~/.cache/filmcolor``. Third-party files (#5) are also held
-to their published sha256, or to the one first accepted where none is published
-(:mod:`filmcolor.models.thirdparty`).
+the shipped ``weights/`` folder, then ``~/.cache/filmcolor`` (:mod:`filmcolor.models.paths`).
+Third-party files (#5) are also held to their published sha256, or to the one first accepted
+where none is published (:mod:`filmcolor.models.trust`).
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import os
 import re
 from pathlib import Path
 
@@ -18,6 +16,10 @@ import torch
 
 from filmcolor.errors import WeightsError
 from filmcolor.models.base import ChromaModel, ModelCfg
+from filmcolor.models.catalog import catalog_entry, entry_for_file
+from filmcolor.models.digests import sha256sum
+from filmcolor.models.paths import search_dirs
+from filmcolor.models.trust import check_before_load, note_loaded
 
 logger = logging.getLogger("filmcolor")
 
@@ -26,32 +28,9 @@ SAFE_GLOBALS: tuple[type, ...] = (slice,)
 
 _GLOBAL_RE = re.compile(r"Unsupported global: GLOBAL (\S+)")
 
-def _shipped_weights_dir() -> Path:
-    # A source checkout or editable install reads the repository's weights/ directly; a regular
-    # install (wheel) carries the same files as the data package filmcolor._weights.
-    here = Path(__file__).resolve()
-    source_tree = here.parents[2] / "weights"
-    if (source_tree / "weights.toml").is_file():
-        return source_tree
-    return here.parents[1] / "_weights"
-
-
-REPO_WEIGHTS_DIR: Path = _shipped_weights_dir()
-"""The weights shipped with filmcolor: ``weights/`` of the source tree, or its installed copy."""
-
-
-def search_dirs() -> list[Path]:
-    """Directories searched for weights files, in order."""
-    dirs = []
-    if os.environ.get("FILMCOLOR_HOME"):
-        dirs.append(Path(os.environ["FILMCOLOR_HOME"]).expanduser())
-    dirs.append(REPO_WEIGHTS_DIR)
-    dirs.append(Path.home() / ".cache" / "filmcolor")
-    return dirs
-
 
 def find_weights(filename: str) -> Path:
-    """Locate ``filename`` in :func:`search_dirs`.
+    """Locate ``filename`` in :func:`~filmcolor.models.paths.search_dirs`.
 
     Raises:
         WeightsError: not found anywhere (the message lists where it looked).
@@ -62,21 +41,10 @@ def find_weights(filename: str) -> Path:
             return p
     where = ", ".join(str(d) for d in search_dirs())
     hint = "pass --weights PATH"
-    from filmcolor.models.thirdparty import entry_for_file
-
     entry = entry_for_file(filename)
     if entry is not None:  # third-party weights are never shipped: say how to get them (#5)
         hint = f"get it with `filmcolor weights fetch {entry.model}` ({entry.url}) or {hint}"
     raise WeightsError(f"weights file {filename!r} not found (looked in {where}); {hint}")
-
-
-def sha256sum(path: Path, chunk: int = 1 << 20) -> str:
-    """Hex sha256 of a file, read in chunks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _safe_load(path: Path) -> object:
@@ -110,9 +78,13 @@ def read_weights(path: str | Path) -> dict:
                 f"refusing to load {path}: it holds a pickled object ({refused.group(1)}) that "
                 "safe loading does not run"
             ) from e
-        raise WeightsError(f"cannot read weights {path}: not a PyTorch weights file ({e.__class__.__name__})") from e
+        raise WeightsError(
+            f"cannot read weights {path}: not a PyTorch weights file ({e.__class__.__name__})"
+        ) from e
     if not isinstance(state, dict):
-        raise WeightsError(f"cannot read weights {path}: expected a state dict, got {type(state).__name__}")
+        raise WeightsError(
+            f"cannot read weights {path}: expected a state dict, got {type(state).__name__}"
+        )
     return state
 
 
@@ -126,14 +98,12 @@ def load_into(model: ChromaModel, cfg: ModelCfg, weights: str | Path | None) -> 
         WeightsError: missing, corrupt, or made for another architecture.
     """
     path = Path(weights) if weights is not None else find_weights(str(cfg.weights))
-    from filmcolor.models import thirdparty
-
-    entry = thirdparty.catalog_entry(cfg.name)
+    entry = catalog_entry(cfg.name)
     digest = None
     if entry is not None:
         # Published digest first (hashing is cached by path, size and mtime): a released-name
         # file that is not the release fails here, before a long load.
-        digest = thirdparty.check_before_load(path, entry)
+        digest = check_before_load(path, entry)
     # A wrong or corrupt third-party file: the one line also names the file that was expected.
     expected = f"; expected {entry.expected()}" if entry is not None else ""
     try:
@@ -142,15 +112,20 @@ def load_into(model: ChromaModel, cfg: ModelCfg, weights: str | Path | None) -> 
         raise WeightsError(f"{e}{expected}") from e.__cause__
     arch = state.get("arch")
     if arch is not None and arch != cfg.name:
-        raise WeightsError(f"weights {path} are for model {arch!r}, not {cfg.name!r}; use --model {arch}")
+        raise WeightsError(
+            f"weights {path} are for model {arch!r}, not {cfg.name!r}; use --model {arch}"
+        )
     try:
         model.load_weights(state)
     except (RuntimeError, KeyError, ValueError) as e:
         first = str(e).strip().splitlines()[0]
-        raise WeightsError(f"weights {path} do not fit model {cfg.name!r}: {first}{expected}") from e
+        raise WeightsError(
+            f"weights {path} do not fit model {cfg.name!r}: {first}{expected}"
+        ) from e
     if entry is not None:  # only a file that loaded is recorded as accepted
-        thirdparty.note_loaded(path, entry, digest)
-        # Kept on the model so a job's manifest reuses it instead of hashing 900 MB again.
-        model.weights_sha256 = digest
+        note_loaded(path, entry, digest)
+    # Kept on the model, so a job's manifest records the digest of the file that was loaded
+    # (hashing the path again could read another file, and costs 900 MB for DeOldify's).
+    model.weights_sha256 = digest if digest is not None else sha256sum(path)
     logger.debug("loaded weights %s", path)
     return path

@@ -79,8 +79,11 @@ logger = logging.getLogger("filmcolor")
 MAX_RADIUS: int = 8
 """Window radius at ``strength=1`` (a 17-frame window, about 0.7 s at 24 fps)."""
 
+# The user-facing default of --smoothing is declared on RunConfig (filmcolor.config); this is
+# ChromaSmoother's own, for library callers. config cannot import it (filmcolor.temporal's package
+# imports chain, which imports config: a cycle), so tests/test_settings.py keeps the two equal.
 DEFAULT_STRENGTH: float = 0.5
-"""User-facing default of ``--smoothing``."""
+"""Default ``strength`` of :meth:`ChromaSmoother.from_strength` (= ``RunConfig.smoothing``'s)."""
 
 DEFAULT_LUMA_SIGMA: float = 0.08
 """Luma difference (luma in [0, 1]) at which a neighbour's weight drops to ``exp(-1/2)``."""

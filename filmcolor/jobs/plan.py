@@ -1,0 +1,162 @@
+"""Planning a job: decode the film once (frame count, timestamps, scene cuts), then cut it into
+chunks at shot boundaries where possible.
+
+Cuts come from this pass and are stored in the manifest; chunks never run the detector again,
+since its history at a chunk's first frame would differ from that of an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+from filmcolor.config import RunConfig
+from filmcolor.errors import JobStateError
+from filmcolor.jobs import faults
+from filmcolor.jobs.manifest import Chunk, JobManifest
+from filmcolor.jobs.spec import JobSpec, Plan
+
+logger = logging.getLogger("filmcolor")
+
+PROGRESS_EVERY: int = 25
+"""Frames between two planning progress reports (a bar needs no more; a service wants fewer)."""
+
+
+def decode_range(
+    start: int, end: int, context: tuple[int, int], batch: int, total: int
+) -> tuple[int, int]:
+    """Frames to decode and colour so that ``[start, end)`` comes out as in a whole run.
+
+    ``context`` frames ``(before, after)`` of warm-up on each side (zero on a side that lies on
+    a cut or the film's end), rounded out to whole model batches: batches are aligned to
+    absolute frame indices, so every frame shares its forward pass with the same frames as in
+    a whole run. Used by chunks and previews alike.
+    """
+    before, after = context
+    return (max(0, (start - before) // batch * batch),
+            min(total, -(-(end + after) // batch) * batch))
+
+
+def plan_chunks(
+    total: int,
+    cuts: list[int],
+    chunk_frames: int,
+    context: int | tuple[int, int],
+    batch: int,
+) -> list[Chunk]:
+    """Split ``total`` frames into chunks at cuts where possible, none longer than ``chunk_frames``.
+
+    Whole shots are packed into a chunk while they fit; a shot longer than ``chunk_frames`` is
+    split into pieces. A chunk edge inside a shot adds the temporal context on that side (none
+    is needed at a cut or the film's ends: nothing crosses a cut); the decode range is then
+    rounded out to multiples of ``batch`` (:func:`decode_range`).
+
+    Args:
+        total: frames in the film.
+        cuts: shot starts (``0`` may be missing; it is implied).
+        chunk_frames: most frames written per chunk.
+        context: warm-up frames needed ``(before, after)`` a chunk edge inside a shot (see
+            :class:`~filmcolor.temporal.chain.TemporalChain`); an int is used on both sides.
+        batch: model batch size.
+
+    Returns:
+        Chunks covering ``[0, total)`` in order (``seek_pts`` still unset).
+    """
+    starts = sorted({c for c in cuts if 0 < c < total})
+    shots = list(zip([0, *starts], [*starts, total], strict=True))
+    ranges: list[tuple[int, int]] = []
+    cur = 0
+    for a, b in shots:
+        if a > cur and b - cur > chunk_frames:
+            ranges.append((cur, a))  # close the chunk at the cut rather than mid-shot
+            cur = a
+        while b - cur > chunk_frames:
+            ranges.append((cur, cur + chunk_frames))
+            cur += chunk_frames
+    if cur < total:
+        ranges.append((cur, total))
+    before, after = context if isinstance(context, tuple) else (context, context)
+    edges = {0, total, *starts}
+    chunks = []
+    for i, (a, b) in enumerate(ranges):
+        warm = (0 if a in edges else before, 0 if b in edges else after)
+        ds, de = decode_range(a, b, warm, batch, total)
+        chunks.append(Chunk(index=i, start=a, end=b, decode_start=ds, decode_end=de))
+    return chunks
+
+
+def planning_pass(
+    src: Path, cfg: RunConfig, on_progress: Callable[[int], None] | None = None
+) -> tuple[list[int], list[int]]:
+    """Decode the film once: ``(pts of every frame, shot starts)``.
+
+    Only luma thumbnails are kept by the detector, so memory stays small; the pts list is one
+    integer per frame and is not stored in the manifest (only each chunk's seek point is).
+
+    Args:
+        src: the film.
+        cfg: the run's settings (``scene_detect``).
+        on_progress: called with the frames scanned so far, every :data:`PROGRESS_EVERY`.
+    """
+    from filmcolor.io.decode import decode
+    from filmcolor.temporal.scenecut import SceneCutDetector
+
+    det = SceneCutDetector() if cfg.scene_detect else None
+    pts: list[int] = []
+    cuts: list[int] = []
+    for fr in decode(src):
+        faults.kill_point("planning", fr.index)
+        pts.append(fr.pts if fr.pts is not None else -1)
+        if det is not None:
+            cuts += det.process_frame(fr.index, fr.luma)
+        if on_progress is not None and len(pts) % PROGRESS_EVERY == 0:
+            on_progress(len(pts))
+    if det is not None:
+        cuts += det.flush()
+    if on_progress is not None:
+        on_progress(len(pts))
+    return pts, cuts
+
+
+def temporal_context(cfg: RunConfig) -> tuple[int, int]:
+    """Frames ``(before, after)`` a range inside a shot needs for frames identical to a whole run."""
+    from filmcolor.temporal.chain import build_temporal
+
+    chain = build_temporal(cfg.smoothing, cfg.temporal)
+    return chain.context_before, chain.context_after
+
+
+def plan_job(
+    spec: JobSpec,
+    manifest: JobManifest,
+    batch: int,
+    on_progress: Callable[[int], None] | None = None,
+) -> Plan:
+    """Run the planning pass, record the plan in the manifest (saved), and return it.
+
+    Args:
+        spec: the job.
+        manifest: the job's manifest, not planned yet.
+        batch: the model's batch size (chunk decode ranges are whole batches).
+        on_progress: see :func:`planning_pass`.
+
+    Raises:
+        JobStateError: no frame could be decoded.
+    """
+    cfg = spec.config
+    pts, cuts = planning_pass(spec.source, cfg, on_progress)
+    if not pts:
+        raise JobStateError(f"no frames could be decoded from {spec.source}")
+    chunks = plan_chunks(len(pts), cuts, cfg.chunk_frames, temporal_context(cfg), batch)
+    # Seeking needs real, increasing timestamps; otherwise chunks decode from the first frame.
+    seekable = all(p >= 0 for p in pts) and all(b > a for a, b in itertools.pairwise(pts))
+    for c in chunks:
+        c.seek_pts = pts[c.decode_start] if seekable and c.decode_start > 0 else None
+    manifest.total_frames = len(pts)
+    manifest.cuts = cuts
+    manifest.chunks = chunks
+    manifest.save(spec.job_dir)
+    logger.debug("planned %d chunks over %d frames, %d shots", len(chunks), len(pts), len(cuts))
+    return Plan.of(manifest)
