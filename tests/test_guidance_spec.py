@@ -447,6 +447,7 @@ def one_line_error(r: subprocess.CompletedProcess) -> str:
     return lines[0]
 
 
+@pytest.mark.slow
 def test_cli_run_bad_hints(clip_ntsc: Clip, tmp_path: Path) -> None:
     hints = hints_json(tmp_path, [GOOD, {**GOOD, "color": "#zzzzzz"}])
     out = tmp_path / "o.mp4"
@@ -469,6 +470,7 @@ def test_cli_run_reference_past_the_end(clip_ntsc: Clip, tmp_path: Path) -> None
     assert sorted(p.name for p in tmp_path.iterdir()) == ["still.png"]  # no job folder either
 
 
+@pytest.mark.slow
 def test_cli_run_grey_reference(clip_ntsc: Clip, tmp_path: Path, image_png: Path) -> None:
     grey = image_png
     out = tmp_path / "o.mp4"
@@ -478,6 +480,7 @@ def test_cli_run_grey_reference(clip_ntsc: Clip, tmp_path: Path, image_png: Path
     assert not out.exists() and list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_cli_preview_malformed_hints(clip_ntsc: Clip, tmp_path: Path) -> None:
     hints = write(tmp_path / "hints.json", '{"hints": [\n  {"x": 0.1, "y": 0.2,\n  "color": }\n]}')
     still = colour_still(tmp_path / "still.png")

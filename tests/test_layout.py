@@ -33,7 +33,7 @@ Graph = dict[str, dict[str, int]]
 
 # Layering rule: these low layers are building blocks and must not depend, directly or through
 # other modules, on the high layers that orchestrate them. A name ending in ".*" means the package
-# and everything under it; names that do not exist (filmcolor.api today) simply match nothing.
+# and everything under it; a name that does not exist (yet) simply matches nothing.
 LOW_LAYERS = (
     "filmcolor.errors",
     "filmcolor.frames",
@@ -225,9 +225,7 @@ def _matches(module: str, patterns: tuple[str, ...]) -> bool:
     return False
 
 
-def upward_imports(
-    graph: Graph, low: tuple[str, ...], high: tuple[str, ...]
-) -> list[list[str]]:
+def upward_imports(graph: Graph, low: tuple[str, ...], high: tuple[str, ...]) -> list[list[str]]:
     """For each low-layer module that reaches a high-layer one, the shortest import chain.
 
     Reachability, not just direct imports: a low module importing a helper that imports the
@@ -290,14 +288,17 @@ def _package(tmp_path: Path, files: dict[str, str]) -> Path:
 
 
 def test_checker_reports_a_cycle(tmp_path: Path) -> None:
-    root = _package(tmp_path, {
-        "__init__.py": "",
-        "a.py": "from pkg import b\n",
-        "b.py": "def f():\n    from .sub import c\n",  # deferred imports still count
-        "sub/__init__.py": "",
-        "sub/c.py": "import pkg.a\n",
-        "clean.py": "import os\nfrom pkg import a\n",  # reaches the cycle but is not in it
-    })
+    root = _package(
+        tmp_path,
+        {
+            "__init__.py": "",
+            "a.py": "from pkg import b\n",
+            "b.py": "def f():\n    from .sub import c\n",  # deferred imports still count
+            "sub/__init__.py": "",
+            "sub/c.py": "import pkg.a\n",
+            "clean.py": "import os\nfrom pkg import a\n",  # reaches the cycle but is not in it
+        },
+    )
     graph = import_graph(root)
     assert import_cycles(graph) == [["pkg.a", "pkg.b", "pkg.sub.c"]]
     message = describe_cycle(graph, ["pkg.a", "pkg.b", "pkg.sub.c"], root)
@@ -306,14 +307,19 @@ def test_checker_reports_a_cycle(tmp_path: Path) -> None:
 
 
 def test_checker_passes_a_clean_package(tmp_path: Path) -> None:
-    root = _package(tmp_path, {
-        # A package __init__ re-exporting its children is not a cycle with them.
-        "__init__.py": "from pkg.core import run\nfrom . import util\n",
-        "core.py": "from typing import TYPE_CHECKING\nfrom .util import helper\n"
-                   "if TYPE_CHECKING:\n    from pkg.app import App\n",
-        "util.py": "import json\n",
-        "app.py": "from pkg import core\nfrom pkg import __version__\n",
-    })
+    root = _package(
+        tmp_path,
+        {
+            # A package __init__ re-exporting its children is not a cycle with them.
+            "__init__.py": "from pkg.core import run\nfrom . import util\n",
+            "core.py": (
+                "from typing import TYPE_CHECKING\nfrom .util import helper\n"
+                "if TYPE_CHECKING:\n    from pkg.app import App\n"
+            ),
+            "util.py": "import json\n",
+            "app.py": "from pkg import core\nfrom pkg import __version__\n",
+        },
+    )
     graph = import_graph(root)
     assert import_cycles(graph) == []
     assert graph["pkg.core"] == {"pkg.util": 2}  # the TYPE_CHECKING import is not counted
@@ -321,24 +327,32 @@ def test_checker_passes_a_clean_package(tmp_path: Path) -> None:
 
 
 def test_checker_counts_the_else_of_type_checking(tmp_path: Path) -> None:
-    root = _package(tmp_path, {
-        "__init__.py": "",
-        "a.py": "import typing\nif typing.TYPE_CHECKING:\n    from pkg import b\n"
-                "else:\n    from pkg import c\n",
-        "b.py": "",
-        "c.py": "",
-    })
+    root = _package(
+        tmp_path,
+        {
+            "__init__.py": "",
+            "a.py": (
+                "import typing\nif typing.TYPE_CHECKING:\n    from pkg import b\n"
+                "else:\n    from pkg import c\n"
+            ),
+            "b.py": "",
+            "c.py": "",
+        },
+    )
     assert import_graph(root)["pkg.a"] == {"pkg.c": 5}
 
 
 def test_checker_resolves_relative_imports(tmp_path: Path) -> None:
-    root = _package(tmp_path, {
-        "__init__.py": "",
-        "top.py": "",
-        "sub/__init__.py": "from .. import top\n",  # from a package __init__: "." is sub itself
-        "sub/x.py": "from . import y\nfrom ..top import name\nfrom .y import thing\n",
-        "sub/y.py": "from ... import outside\n",  # beyond the top package: not ours
-    })
+    root = _package(
+        tmp_path,
+        {
+            "__init__.py": "",
+            "top.py": "",
+            "sub/__init__.py": "from .. import top\n",  # from a package __init__: "." is sub itself
+            "sub/x.py": "from . import y\nfrom ..top import name\nfrom .y import thing\n",
+            "sub/y.py": "from ... import outside\n",  # beyond the top package: not ours
+        },
+    )
     graph = import_graph(root)
     assert graph["pkg.sub"] == {"pkg.top": 1}
     assert graph["pkg.sub.x"] == {"pkg.sub.y": 1, "pkg.top": 2}
@@ -346,24 +360,30 @@ def test_checker_resolves_relative_imports(tmp_path: Path) -> None:
 
 
 def test_checker_reports_upward_imports_through_others(tmp_path: Path) -> None:
-    root = _package(tmp_path, {
-        "__init__.py": "",
-        "low/__init__.py": "",
-        "low/a.py": "from pkg import helper\n",
-        "helper.py": "import pkg.high\n",
-        "high.py": "from pkg.low import a\n",
-        "low/fine.py": "import pkg.helper_free\n",
-        "helper_free.py": "",
-    })
+    root = _package(
+        tmp_path,
+        {
+            "__init__.py": "",
+            "low/__init__.py": "",
+            "low/a.py": "from pkg import helper\n",
+            "helper.py": "import pkg.high\n",
+            "high.py": "from pkg.low import a\n",
+            "low/fine.py": "import pkg.helper_free\n",
+            "helper_free.py": "",
+        },
+    )
     chains = upward_imports(import_graph(root), ("pkg.low.*",), ("pkg.high",))
     assert chains == [["pkg.low.a", "pkg.helper", "pkg.high"]]
 
 
-@pytest.mark.parametrize("pattern, module, expected", [
-    ("pkg.io.*", "pkg.io", True),
-    ("pkg.io.*", "pkg.io.decode", True),
-    ("pkg.io.*", "pkg.iox", False),
-    ("pkg.cli", "pkg.cli.sub", False),
-])
+@pytest.mark.parametrize(
+    "pattern, module, expected",
+    [
+        ("pkg.io.*", "pkg.io", True),
+        ("pkg.io.*", "pkg.io.decode", True),
+        ("pkg.io.*", "pkg.iox", False),
+        ("pkg.cli", "pkg.cli.sub", False),
+    ],
+)
 def test_layer_patterns(pattern: str, module: str, expected: bool) -> None:
     assert _matches(module, (pattern,)) is expected

@@ -155,5 +155,10 @@ def load_config(job_dir: Path, quiet: bool = False) -> RunConfig:
     Raises:
         JobStateError: no readable manifest in ``job_dir``.
     """
+    from dataclasses import fields
+
     manifest = JobManifest.load(job_dir)
-    return RunConfig(**{**manifest.config, "quiet": quiet})
+    # Options a newer filmcolor recorded and this one lacks run with this one's defaults; the
+    # settings that change pixels are compared on their own (JobManifest.mismatch).
+    known = {f.name for f in fields(RunConfig)}
+    return RunConfig(**{k: v for k, v in manifest.config.items() if k in known}, quiet=quiet)
