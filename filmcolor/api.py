@@ -96,8 +96,7 @@ def run(cfg: RunConfig, on_event: ev.EventSink = ev.ignore, executor=None) -> Ru
         cfg: the run's settings.
         on_event: called with the job's events (:mod:`filmcolor.jobs.events`) for a film, and
             with :class:`~filmcolor.jobs.events.FramesDone` per image for a folder.
-        executor: runs a film's chunks (:class:`~filmcolor.jobs.executor.LocalExecutor` when
-            ``None``).
+        executor: runs a film's chunks (when ``None``: :func:`executor_for` ``cfg``).
 
     Raises:
         FilmcolorError: any input, model, output or encoding problem (one-line message).
@@ -133,4 +132,16 @@ def run(cfg: RunConfig, on_event: ev.EventSink = ev.ignore, executor=None) -> Ru
         return colorize_images(cfg, [(src, out)])
     from filmcolor.jobs import JobSpec, run_job
 
-    return run_job(JobSpec.create(cfg, src, out, info), executor=executor, on_event=on_event)
+    spec = JobSpec.create(cfg, src, out, info)
+    return run_job(spec, executor=executor or executor_for(cfg), on_event=on_event)
+
+
+def executor_for(cfg: RunConfig):  # -> Executor | None
+    """The executor ``cfg`` asks for: a :class:`~filmcolor.jobs.cluster.RayExecutor` with
+    ``--ray``, else ``None`` (the engine's local one)."""
+    if not cfg.ray:
+        return None
+    from filmcolor.jobs.cluster import RayExecutor, init_ray
+
+    init_ray(cfg.ray)  # a wrong address fails now, not after the planning pass
+    return RayExecutor(cfg.ray, cfg.ray_storage)

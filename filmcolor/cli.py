@@ -49,6 +49,7 @@ def main(ctx: click.Context, debug: bool) -> None:
     \b
       filmcolor movie.mp4                 -> movie.colour.mp4 (with the original sound)
       filmcolor photo.jpg -o out.png
+      filmcolor batch reels/ -o coloured/ every film and photo of a folder
       filmcolor models                    list the colourisation models
     """
     ctx.ensure_object(dict)
@@ -215,16 +216,53 @@ def _run_with_progress(cfg) -> None:
         )
 
 
+@main.command("batch", context_settings=CONTEXT_SETTINGS)
+@click.argument("in_dir", type=click.Path(path_type=str))
+@run_options(exclude=("output", "job_dir"), overrides={
+    "overwrite": {"help": "Colour files whose output exists again (default: skip them)."},
+})
+@click.option("-o", "--output", "out_dir", required=True, type=click.Path(path_type=str),
+              help="Folder for the coloured files (created; names kept).")
+def batch_cmd(in_dir: str, out_dir: str, **options: Any) -> None:
+    """Colour every film and photo in IN_DIR into OUT_DIR, each a resumable job.
+
+    Files already coloured are skipped and stopped jobs resume, so the same command can be run
+    again after an interruption. With --ray, several films run at once on the cluster.
+    """
+    from pathlib import Path
+
+    from filmcolor.batch import run_batch
+    from filmcolor.errors import FilmcolorError
+    from filmcolor.terminal import TerminalProgress
+
+    cfg = RunConfig(input=in_dir, **options)
+    with TerminalProgress(enabled=not cfg.quiet) as bars:
+        summary = run_batch(cfg, Path(in_dir), Path(out_dir), sink_for=bars.for_item)
+    failed = summary.of("failed")
+    lines = summary.lines()
+    for line in lines if not cfg.quiet else lines[-len(failed):] if failed else []:
+        click.echo(line, err=line.startswith("  failed"))
+    if failed:
+        raise FilmcolorError(f"{len(failed)} of {len(summary.items)} file(s) failed (listed above)")
+
+
 @main.command("resume", context_settings=CONTEXT_SETTINGS)
 @click.argument("job_dir", type=click.Path(path_type=str))
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary.")
-def resume_cmd(job_dir: str, quiet: bool) -> None:
-    """Finish the job in JOB_DIR with the settings it was started with."""
+@setting_option("ray")
+@setting_option("ray_storage")
+def resume_cmd(job_dir: str, quiet: bool, ray: str | None, ray_storage: str) -> None:
+    """Finish the job in JOB_DIR with the settings it was started with.
+
+    The chunks left run here, or on a Ray cluster with --ray (whatever ran the others).
+    """
+    from dataclasses import replace
     from pathlib import Path
 
     from filmcolor.jobs.spec import load_config
 
-    _run_with_progress(load_config(Path(job_dir), quiet=quiet))
+    cfg = load_config(Path(job_dir), quiet=quiet)
+    _run_with_progress(replace(cfg, ray=ray, ray_storage=ray_storage))
 
 
 @main.command("status", context_settings=CONTEXT_SETTINGS)

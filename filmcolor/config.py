@@ -30,6 +30,9 @@ TEMPORAL_METHODS: tuple[str, ...] = ("flow", "window")
 UPSAMPLE_METHODS: tuple[str, ...] = ("bilateral", "bilinear")
 """``--upsample`` values (first = default); see :mod:`filmcolor.infer.upsample`."""
 
+RAY_STORAGE: tuple[str, ...] = ("shared", "object-store")
+"""``--ray-storage`` values (first = default); see :mod:`filmcolor.jobs.cluster`."""
+
 SETTING_KEY = "filmcolor.setting"
 """Key of the :class:`Setting` in a :class:`RunConfig` field's ``metadata``."""
 
@@ -149,6 +152,9 @@ class RunConfig:
         references: reference stills, ``IMAGE`` (every shot) or ``IMAGE@T`` (the shot holding T);
             see :mod:`filmcolor.guide.spec`.
         hints: a JSON or TOML file of colour hints.
+        ray: run a film's chunks on this Ray cluster (``local``, ``auto``, an address); None:
+            in this process. Not a pixel setting: a job may be resumed with or without Ray.
+        ray_storage: ``shared`` or ``object-store`` (how Ray workers reach the files).
     """
 
     input: StrPath
@@ -220,6 +226,14 @@ class RunConfig:
         'Colour hints (JSON or TOML): {"hints": [{"x": 0.4, "y": 0.6, "color": "#a03020", '
         '"frame": 1200}]}; see README, "Guiding the colours".',
         flag="--hints", type="path", metavar="FILE", sweep=True))
+    ray: str | None = field(default=None, metadata=setting(
+        "Run the chunks on a Ray cluster: local (start a runtime here), auto, ray://HOST:10001 "
+        'or HOST:6379 (pip install "filmcolor[ray]"); see README, "Large collections and '
+        'clusters".', flag="--ray", metavar="ADDRESS", preview=False))
+    ray_storage: str = field(default=RAY_STORAGE[0], metadata=setting(
+        "How Ray workers reach the film: shared (the same paths on every node) or "
+        "object-store (shipped through Ray, for nodes without a shared file system).",
+        flag="--ray-storage", choices=RAY_STORAGE, preview=False))
 
     def __post_init__(self) -> None:
         for f, s in settings():

@@ -26,16 +26,23 @@ class TerminalProgress:
 
     Args:
         enabled: draw bars; ``False`` (``--quiet``) ignores every event.
+        label: put before each bar's description (a film's name in a batch).
+        position: the bar's line, counted from the top (films of a batch running at once).
+        redirect_logging: route log records through tqdm while open (the outermost one only).
     """
 
-    def __init__(self, enabled: bool = True) -> None:
+    def __init__(self, enabled: bool = True, label: str | None = None,
+                 position: int | None = None, redirect_logging: bool = True) -> None:
         self.enabled = enabled
+        self.label = label
+        self.position = position
+        self.redirect_logging = redirect_logging
         self._bar = None
         self._started = False
         self._stack = contextlib.ExitStack()
 
     def __enter__(self) -> TerminalProgress:  # noqa: PYI034 - Python 3.10 has no Self
-        if self.enabled:
+        if self.enabled and self.redirect_logging:
             from tqdm.contrib.logging import logging_redirect_tqdm
 
             self._stack.enter_context(logging_redirect_tqdm(loggers=[logging.getLogger()]))
@@ -50,8 +57,16 @@ class TerminalProgress:
         from tqdm import tqdm
 
         self.close()
-        self._bar = tqdm(total=total, desc=desc, unit=unit, dynamic_ncols=True, leave=False)
+        if self.label:
+            desc = f"{self.label}: {desc}"
+        self._bar = tqdm(total=total, desc=desc, unit=unit, dynamic_ncols=True, leave=False,
+                         position=self.position)
         self._started = False
+
+    def for_item(self, item, slot: int) -> TerminalProgress:
+        """The sink of one file of a batch: its own bar, on line ``slot``, named after it."""
+        return TerminalProgress(self.enabled, label=item.source.name, position=slot,
+                                redirect_logging=False)
 
     def close(self) -> None:
         """Remove the bar now on the screen, if any."""

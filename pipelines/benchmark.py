@@ -3,6 +3,7 @@
     python pipelines/benchmark.py                 # full: 20 s and 120 s 640x480 clips
     python pipelines/benchmark.py --quick         # 8 s clip, no 120 s RSS run
     python pipelines/benchmark.py --jobs          # also: previews and chunked-job overhead (#4)
+    python pipelines/benchmark.py --ray           # only: Ray against a plain run, 1 and 2 workers
 
 Prints: end-to-end fps of ``filmcolor`` (default model, default settings, exactly the path of
 ``filmcolor clip.mp4``: model load, planning pass, chunked job, remux, check); the same clip
@@ -18,6 +19,11 @@ settings against the same run with filmcolor 0.1's (``--temporal window --upsamp
 best of two each, alternated (target >= 0.9x); the chroma merge of one 1920x1080 frame with the
 bilateral and the bilinear upsampling (fastest of 9); and the temporal stages per frame at the
 a/b grid of a 640x480 and a 1920x1080 frame.
+With ``--ray`` (#16, only these figures): a local cluster started with ``ray start`` on this
+machine (a head that runs no chunks and worker nodes of one CPU each), the same clip coloured
+plainly and through ``--ray`` with one and then two workers (frames per second, speed against
+the plain run, target >= 0.85x with one worker), and the scheduling cost per chunk: the Ray
+run's extra time over the plain one divided by its chunks, and the round trip of an empty task.
 Machines are shared and noisy: compare ratios from one run, not absolute numbers across runs.
 """
 
@@ -347,6 +353,88 @@ def jobs_figures(tdp: Path, seconds: float, model: str | None, chunk_frames: int
     }
 
 
+def _ray_cli(*args: str) -> None:
+    ray = Path(sys.executable).with_name("ray")
+    subprocess.run([str(ray), *args], check=True, capture_output=True, text=True, timeout=120)
+
+
+def ray_figures(tdp: Path, seconds: float, model: str | None, chunk_frames: int,
+                workers: int = 2) -> dict:
+    """A plain run against ``--ray`` on a local cluster with 1..``workers`` worker nodes (#16)."""
+    import socket
+
+    import ray
+
+    from filmcolor.api import run
+    from filmcolor.config import RunConfig
+    from filmcolor.jobs.cluster import RayExecutor
+
+    src = tdp / "ray.mp4"
+    make_clip(src, seconds, seed=3)
+    cfg = RunConfig(input=src, model=model, quiet=True, overwrite=True, chunk_frames=chunk_frames)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    address = f"127.0.0.1:{port}"
+    res: dict = {"clip_s": seconds, "chunk_frames": chunk_frames}
+    warm = tdp / "ray_warm.mp4"
+    make_clip(warm, 2.0, seed=4)
+    warm_cfg = RunConfig(input=warm, model=model, quiet=True, overwrite=True,
+                         chunk_frames=chunk_frames)
+    run(warm_cfg)  # imports, model load, first-call costs out of the figures
+    t = time.perf_counter()
+    plain = run(cfg)
+    res["plain_s"] = time.perf_counter() - t
+    res["frames"] = plain.frames
+    res["chunks"] = -(-plain.frames // chunk_frames)
+    # The head runs no chunks (0 CPUs); each worker node offers one CPU, so one chunk at a time.
+    _ray_cli("start", "--head", f"--port={port}", "--num-cpus=0", "--include-dashboard=false",
+             "--disable-usage-stats")
+    try:
+        ray.init(address=address, logging_level="ERROR", log_to_driver=False)
+
+        @ray.remote(num_cpus=1)
+        def empty() -> None:
+            return None
+
+        for n in range(1, workers + 1):
+            _ray_cli("start", f"--address={address}", "--num-cpus=1", "--disable-usage-stats")
+            while ray.cluster_resources().get("CPU", 0) < n:
+                time.sleep(0.5)
+            ray.get([empty.remote() for _ in range(2 * n)])  # workers started, code shipped
+            # Warm: each worker process imports torch and loads the model once.
+            run(warm_cfg, executor=RayExecutor(address))
+            t = time.perf_counter()
+            run(cfg, executor=RayExecutor(address))
+            res[f"ray_{n}_s"] = time.perf_counter() - t
+            res[f"ray_{n}_speed"] = res["plain_s"] / res[f"ray_{n}_s"]
+        t = time.perf_counter()
+        for _ in range(20):
+            ray.get(empty.remote())
+        res["empty_task_ms"] = (time.perf_counter() - t) / 20 * 1000
+        res["overhead_per_chunk_s"] = (res["ray_1_s"] - res["plain_s"]) / res["chunks"]
+    finally:
+        ray.shutdown()
+        _ray_cli("stop", "--force")
+    return res
+
+
+def _ray_report(tdp: Path, args: argparse.Namespace, res: dict) -> int:
+    rf = res["ray"] = ray_figures(tdp, args.jobs_seconds, args.model, args.chunk_frames)
+    fps = {k: rf["frames"] / rf[f"{k}_s"] for k in ("plain", "ray_1", "ray_2")}
+    print(f"Ray (#16): {rf['clip_s']:.0f} s clip, {rf['frames']} frames, {rf['chunks']} chunks of "
+          f"{rf['chunk_frames']}")
+    print(f"plain {rf['plain_s']:.1f} s ({fps['plain']:.2f} fps); --ray, 1 worker "
+          f"{rf['ray_1_s']:.1f} s ({fps['ray_1']:.2f} fps, speed {rf['ray_1_speed']:.2f}x, "
+          f"target >= 0.85x); 2 workers {rf['ray_2_s']:.1f} s ({fps['ray_2']:.2f} fps, "
+          f"{rf['ray_2_speed']:.2f}x)")
+    print(f"scheduling: {rf['overhead_per_chunk_s']:.2f} s per chunk over the plain run "
+          f"(1 worker), an empty task's round trip {rf['empty_task_ms']:.1f} ms")
+    if args.json:
+        args.json.write_text(json.dumps(res, indent=2))
+    return 0
+
+
 RSS_CHILD = """
 import resource, sys, filmcolor
 filmcolor.colorize(sys.argv[1], sys.argv[2], overwrite=True)
@@ -371,6 +459,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--chunk-frames", type=int, default=2000, help="chunk size for --jobs")
     ap.add_argument("--model", help="model for --jobs (default: the default model)")
     ap.add_argument("--jobs-only", action="store_true", help="only the --jobs figures")
+    ap.add_argument("--ray", action="store_true",
+                    help="only the Ray figures (#16): plain vs --ray with 1 and 2 local workers")
     ap.add_argument("--guided-only", action="store_true",
                     help="only the guidance figures (#12: reference and hints against unguided)")
     args = ap.parse_args(argv)
@@ -382,6 +472,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.jobs_only:
             args.jobs = True
             return _jobs_report(tdp, args, res)
+        if args.ray:
+            return _ray_report(tdp, args, res)
         if args.guided_only:
             clip = tdp / "clip.mp4"
             make_clip(clip, 8.0 if args.quick else args.seconds)

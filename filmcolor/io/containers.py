@@ -16,6 +16,12 @@ IMAGE_SUFFIXES: frozenset[str] = frozenset(
 )
 """Lower-case suffixes treated as still images (read with OpenCV, never with the video demuxer)."""
 
+VIDEO_SUFFIXES: frozenset[str] = frozenset(
+    {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".m2v", ".ts", ".m2ts",
+     ".mts", ".wmv", ".flv", ".ogv", ".mxf", ".dv", ".3gp", ".vob", ".nut"}
+)
+"""Lower-case suffixes a folder of films is searched for (``filmcolor batch``)."""
+
 TEMP_SUFFIXES: frozenset[str] = frozenset({".tmp", ".part", ".partial"})
 """Trailing suffixes ignored when picking a muxer, so ``film.mp4.tmp`` is still written as MP4."""
 

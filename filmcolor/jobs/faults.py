@@ -11,6 +11,10 @@ itself at that point (planning frame N, N-th frame encoded by this process, afte
 marked done, N-th packet joined), so kill-and-resume tests are deterministic; a ``/TERM`` suffix
 sends SIGTERM instead."""
 
+KILL_ONCE_ENV: str = "FILMCOLOR_KILL_ONCE"
+"""Test hook: a file path; with it, the kill of :data:`KILL_ENV` happens in one process only
+(the first to create the file), so a retried task (a new worker process) runs through."""
+
 
 def kill_point(point: str, n: int) -> None:
     """Kill this process if :data:`KILL_ENV` names ``point:n`` (see there)."""
@@ -18,5 +22,12 @@ def kill_point(point: str, n: int) -> None:
     if not spec:
         return
     where, _, sig = spec.partition("/")
-    if where == f"{point}:{n}":
-        os.kill(os.getpid(), signal.SIGTERM if sig == "TERM" else signal.SIGKILL)
+    if where != f"{point}:{n}":
+        return
+    once = os.environ.get(KILL_ONCE_ENV)
+    if once:
+        try:
+            os.close(os.open(once, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:
+            return
+    os.kill(os.getpid(), signal.SIGTERM if sig == "TERM" else signal.SIGKILL)

@@ -161,4 +161,5 @@ def load_config(job_dir: Path, quiet: bool = False) -> RunConfig:
     # Options a newer filmcolor recorded and this one lacks run with this one's defaults; the
     # settings that change pixels are compared on their own (JobManifest.mismatch).
     known = {f.name for f in fields(RunConfig)}
-    return RunConfig(**{k: v for k, v in manifest.config.items() if k in known}, quiet=quiet)
+    stored = {k: v for k, v in manifest.config.items() if k in known}
+    return RunConfig(**{**stored, "quiet": quiet})
