@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -362,6 +363,11 @@ def ray_figures(tdp: Path, seconds: float, model: str | None, chunk_frames: int,
                 workers: int = 2) -> dict:
     """A plain run against ``--ray`` on a local cluster with 1..``workers`` worker nodes (#16)."""
     import socket
+
+    # Ray >= 2.59 starts local clusters with token authentication: the nodes `ray start` makes
+    # and this driver must agree on the mode (the token is in ~/.ray/auth_token); Ray reads the
+    # mode when it is imported.
+    os.environ["RAY_AUTH_MODE"] = "token"
 
     import ray
 

@@ -29,7 +29,6 @@ process or on another machine.
 from __future__ import annotations
 
 import contextlib
-import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -41,7 +40,7 @@ from filmcolor.frames import Frame
 from filmcolor.jobs import faults
 from filmcolor.jobs.disk import disk_full_error, is_disk_full
 from filmcolor.jobs.folder import CHUNK_SUFFIX
-from filmcolor.jobs.manifest import Chunk, fsync_dir
+from filmcolor.jobs.manifest import Chunk, commit_file
 from filmcolor.jobs.spec import JobSpec, Plan
 
 
@@ -176,10 +175,7 @@ def write_video(
                 f"{label or path.name} has {stats.frames} frames, expected {expected}: the source "
                 "decodes differently from the planning pass; use --restart"
             )
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        fsync_dir(path.parent)
+        commit_file(tmp, path)
     finally:
         # Never leave a partial file: a chunk is redone from its first frame on resume anyway.
         with contextlib.suppress(FileNotFoundError):

@@ -38,7 +38,7 @@ from filmcolor.errors import ConfigError, FilmcolorError
 from filmcolor.jobs.chunk import ChunkResult, build_job_colorizer, run_chunk
 from filmcolor.jobs.executor import ChunkOutcome, ChunkTask, Executor
 from filmcolor.jobs.folder import CHUNK_SUFFIX
-from filmcolor.jobs.manifest import fsync_dir
+from filmcolor.jobs.manifest import commit_file
 
 MAX_RETRIES: int = 3
 """Times Ray reruns a chunk whose worker process or node was lost."""
@@ -134,7 +134,7 @@ def _colour_shared(task: ChunkTask, threads: int) -> ChunkResult:
     return run_chunk(task.spec, task.plan, task.index, _worker_colorizer(task))
 
 
-def _materialise(shipped: _Shipped, files: dict) -> Path:
+def _materialise(shipped: _Shipped) -> Path:
     """Write the shipped files to this node's scratch folder (once per node); return it."""
     import ray
 
@@ -156,7 +156,7 @@ def _colour_shipped(task: ChunkTask, threads: int, shipped: _Shipped, files: dic
     import torch
 
     torch.set_num_threads(threads)
-    folder = _materialise(shipped, files)
+    folder = _materialise(shipped)
     cfg = task.spec.config
     local = {orig: str(folder / name) for orig, name in files.items()}
     refs = tuple(_relocate_reference(r, local) for r in cfg.references)
@@ -294,12 +294,8 @@ def _write_chunk(path: Path, data: bytes) -> None:
     """A chunk file shipped back from a worker, written as a local chunk is (tmp, fsync, rename)."""
     tmp = path.with_name(path.name + ".tmp")
     try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        fsync_dir(path.parent)
+        tmp.write_bytes(data)
+        commit_file(tmp, path)
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()

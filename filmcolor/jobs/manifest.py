@@ -253,6 +253,17 @@ class JobManifest:
         return manifest
 
 
+def commit_file(tmp: Path, final: Path) -> None:
+    """Make a finished temporary durable and put it in place: fsync, rename, fsync the folder.
+
+    After a crash at any point, ``final`` is either absent (or the old file) or complete.
+    """
+    with open(tmp, "rb+") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, final)
+    fsync_dir(final.parent)
+
+
 def fsync_dir(folder: Path) -> None:
     """Make a rename inside ``folder`` durable (a no-op where folders cannot be opened)."""
     with contextlib.suppress(OSError):
