@@ -265,6 +265,37 @@ def resume_cmd(job_dir: str, quiet: bool, ray: str | None, ray_storage: str) -> 
     _run_with_progress(replace(cfg, ray=ray, ray_storage=ray_storage))
 
 
+@main.command("serve", context_settings=CONTEXT_SETTINGS)
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on (any other than a loopback address needs --token).")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535),
+              help="Port to listen on.")
+@click.option("--data", type=click.Path(path_type=str), default=None,
+              help="Folder for uploads, jobs and results. Default: the user's data folder "
+                   "(~/.local/share/filmcolor/studio).")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
+              help="Jobs coloured at once.")
+@click.option("--queue", "queue_size", default=16, show_default=True,
+              type=click.IntRange(0, 100000), help="Most jobs waiting; more uploads get HTTP 429.")
+@click.option("--max-upload", default="4G", show_default=True, metavar="SIZE",
+              help="Largest upload (4G, 500M, bytes); larger ones get HTTP 413.")
+@click.option("--token", default=None, envvar="FILMCOLOR_TOKEN", show_envvar=True,
+              help="Every request must carry it (required unless --host is a loopback address).")
+@setting_option("chunk_frames", help="Most frames per chunk of a film job (a restart loses at "
+                "most one chunk per running film).")
+def serve_cmd(host: str, port: int, data: str | None, workers: int, queue_size: int,
+              max_upload: str, token: str | None, chunk_frames: int) -> None:
+    """Run the web studio: a page and a JSON API with a queue (pip install "filmcolor[serve]").
+
+    Jobs and results live in the data folder: stopping the server (Ctrl-C, SIGTERM, even a
+    kill) and starting it again continues every queued and running job.
+    """
+    from filmcolor.serve import serve
+
+    serve(host=host, port=port, data=data, workers=workers, queue=queue_size,
+          max_upload=max_upload, token=token, chunk_frames=chunk_frames)
+
+
 @main.command("status", context_settings=CONTEXT_SETTINGS)
 @click.argument("job_dir", type=click.Path(path_type=str))
 def status_cmd(job_dir: str) -> None:
