@@ -87,7 +87,7 @@ class StudioServer:
                 self.proc.wait(30)
         return self.proc.returncode
 
-    def __enter__(self) -> StudioServer:
+    def __enter__(self) -> StudioServer:  # noqa: PYI034
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

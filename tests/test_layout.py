@@ -50,6 +50,7 @@ HIGH_LAYERS = (
     "filmcolor.cli",
     "filmcolor.api",
     "filmcolor.__main__",
+    "filmcolor.serve.*",
 )
 
 
@@ -274,6 +275,17 @@ def test_low_layers_do_not_import_high_layers() -> None:
     chains = upward_imports(import_graph(PACKAGE_DIR), LOW_LAYERS, HIGH_LAYERS)
     report = "\n".join("    " + " -> ".join(chain) for chain in chains)
     assert not chains, f"low layers import high layers:\n{report}"
+
+
+def test_nothing_imports_the_web_studio() -> None:
+    """The studio is a front end: only the command line (``filmcolor serve``) reaches into it."""
+    graph = import_graph(PACKAGE_DIR)
+    users = sorted(
+        m for m, targets in graph.items()
+        if not _matches(m, ("filmcolor.serve.*", "filmcolor.cli"))
+        and any(_matches(t, ("filmcolor.serve.*",)) for t in targets)
+    )
+    assert not users, f"modules importing filmcolor.serve: {users}"
 
 
 # -- The checker itself, on small packages built in tmp_path ---------------------------------------

@@ -406,7 +406,12 @@ def create_app(studio: Studio, max_upload: int = 4 << 30, token: str | None = No
             msg = str(exc) + (f" ({_size(max_upload)})" if exc.status == 413 else "")
             return JSONResponse({"detail": msg}, status_code=exc.status,
                                 headers={"Connection": "close"} if exc.status == 413 else None)
-        except Exception:  # the client went away mid-upload
+        except OSError as exc:  # e.g. the disk filled while a part was being closed
+            receiver.close()
+            receiver.form.discard()
+            return JSONResponse({"detail": f"the server cannot store the upload: "
+                                 f"{exc.strerror or exc}"}, status_code=507)
+        except BaseException:  # the client went away mid-upload: keep nothing of it
             receiver.close()
             receiver.form.discard()
             raise

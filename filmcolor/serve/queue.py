@@ -23,6 +23,7 @@ import logging
 import os
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -42,6 +43,9 @@ PLANNING_SHARE: float = 0.1
 
 STOP_WAIT_S: float = 20.0
 """How long a job's process is given to stop cleanly (SIGTERM) before it is killed."""
+
+FINISH_TRIES: int = 5
+"""Attempts to record a job's end in the store before giving up (it then runs again on restart)."""
 
 DEFAULT_RETRY_S: int = 10
 """``Retry-After`` when no job has finished yet to estimate from."""
@@ -107,6 +111,11 @@ class Studio:
         """Recover what a stopped server left, then start taking jobs."""
         shutil.rmtree(self.data / "incoming", ignore_errors=True)
         (self.data / "incoming").mkdir(exist_ok=True)
+        # No job runs yet, so every hidden temporary beside the results is a killed run's
+        # (a photo's or a preview's atomic write); a film's job cleans its own on resume.
+        for tmp in (self.data / "results").glob(".*"):
+            with contextlib.suppress(OSError):
+                tmp.unlink()
         n = self.store.recover()
         if n:
             logger.warning("resuming %d job(s) a stopped server was running", n)
@@ -174,7 +183,7 @@ class Studio:
                     if job is not None:
                         try:
                             self._spawn(job)
-                        except Exception as exc:  # e.g. no memory for a process: fail the job
+                        except Exception as exc:  # noqa: BLE001 (e.g. no memory for a process: fail the job)
                             self._finish(job.id, "failed", f"could not start the job: {exc}")
             if job is not None:
                 self._notify()
@@ -287,8 +296,9 @@ class Studio:
                 live.phase = "finishing"
         if now - live.saved_at >= PROGRESS_SAVE_S:
             live.saved_at = now
-            self.store.update(job.id, frames_done=live.frames_done,
-                              frames_total=live.frames_total)
+            with contextlib.suppress(sqlite3.Error):  # progress is a nicety; state is not
+                self.store.update(job.id, frames_done=live.frames_done,
+                                  frames_total=live.frames_total)
         self._notify()
 
     def _finish(self, job_id: str, state: str, error: str | None) -> None:
@@ -297,7 +307,16 @@ class Studio:
         if live.frames_total is not None:
             done = live.frames_total if state == "done" else live.frames_done
             changes.update(frames_done=done, frames_total=live.frames_total)
-        self.store.update(job_id, **changes)
+        for attempt in range(FINISH_TRIES):
+            try:
+                self.store.update(job_id, **changes)
+                break
+            except sqlite3.Error as exc:  # e.g. a full disk: retry, it may be freed
+                if attempt == FINISH_TRIES - 1:
+                    # Left "running" in the store: the next start runs the job again.
+                    logger.error("cannot record the end of job %s: %s", job_id, exc)
+                    return
+                time.sleep(1.0)
         if state == "done":
             job = self.store.get(job_id)
             if job is not None and job.kind == "film":

@@ -8,6 +8,7 @@ and an upload over the limit is stopped at the limit, not after it has all arriv
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 from dataclasses import dataclass, field
@@ -164,7 +165,7 @@ class FormReceiver:
             self.close()
             self.form.discard()
             raise UploadError(507, f"the server cannot store the upload: {exc.strerror or exc}") from None
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - python-multipart raises several kinds: all mean a bad form
             self.close()
             self.form.discard()
             raise UploadError(400, f"malformed multipart form: {exc}") from None
@@ -177,7 +178,7 @@ class FormReceiver:
         """The whole form, once the body has ended."""
         try:
             self._parser.finalize()
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - python-multipart raises several kinds: all mean a bad form
             self.close()
             self.form.discard()
             raise UploadError(400, f"malformed multipart form: {exc}") from None
@@ -188,6 +189,9 @@ class FormReceiver:
         return self.form
 
     def close(self) -> None:
-        if self._fh is not None:
-            self._fh.close()
-            self._fh = None
+        """Close the file being written, if any (its errors are moot: the form is refused)."""
+        fh, self._fh = self._fh, None
+        if fh is not None:
+            # Closing flushes the buffer, which fails again on a full disk.
+            with contextlib.suppress(OSError):
+                fh.close()

@@ -144,8 +144,8 @@ def run_task(task: dict, report: _Reporter) -> None:
     cfg = RunConfig(input=task["input"], output=task["output"], quiet=True,
                     job_dir=task.get("job_dir"), **task["settings"])
     if task["kind"] == "preview":
-        from filmcolor.preview import PreviewRequest, preview
         from filmcolor.io.probe import probe
+        from filmcolor.preview import PreviewRequest, preview
 
         p = task["preview"]
         req = PreviewRequest(start=p.get("start"), end=p.get("end"), output=task["output"],
@@ -199,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     except MemoryError:
         report("Error", message="out of memory", exit_code=1)
         return 1
-    except Exception as exc:  # a bug: one line for the user, the traceback in the job's log
+    except Exception as exc:  # noqa: BLE001 - a bug: one line for the user, the traceback in the log
         import traceback
 
         traceback.print_exc()
