@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import traceback
 
 import click
 
@@ -45,13 +46,16 @@ def main(argv: list[str] | None = None) -> int:
         click.echo("filmcolor: interrupted (no partial file is left at the output path)", err=True)
         return 130
     except FilmcolorError as e:
-        if debug and "--debug" in argv:
-            raise
+        if "--debug" in argv:
+            # The traceback for the report, and still the documented exit code: scripts that
+            # branch on it must not see 1 because someone asked for details.
+            traceback.print_exc()
         click.echo(f"filmcolor: error: {e}", err=True)
         return e.exit_code
-    except Exception as e:  # the last line of defence: one line, not a traceback
+    except Exception as e:  # noqa: BLE001 - the last line of defence: one line, no traceback
         if debug:
-            raise
+            traceback.print_exc()
+            return 1
         msg = str(e).strip().splitlines()[0] if str(e).strip() else e.__class__.__name__
         click.echo(f"filmcolor: error: {msg} (run with --debug for details)", err=True)
         return 1

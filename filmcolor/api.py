@@ -78,6 +78,9 @@ def _folder_pairs(cfg: RunConfig, src: Path) -> tuple[Path, list[tuple[Path, Pat
     if not images:
         raise SourceOpenError(f"no images found in folder {src}")
     out_dir = Path(cfg.output) if cfg.output else default_output(src, "folder")
+    if out_dir.resolve() == src.resolve():
+        raise OutputError(f"the output folder is the input folder {src}: the originals would be "
+                          "replaced (choose another -o)")
     check_output(out_dir, cfg.overwrite, is_dir=True)
     pairs = [(p, out_dir / p.name) for p in images]
     existing = [d for _, d in pairs if d.exists()]

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from filmcolor.config import RunConfig
+from filmcolor.config import RunConfig, is_own_output
 from filmcolor.errors import FilmcolorError, JobInterrupted, SourceOpenError
 from filmcolor.io.containers import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from filmcolor.jobs import events as ev
@@ -78,7 +78,7 @@ def batch_items(in_dir: Path, out_dir: Path) -> list[BatchItem]:
         raise SourceOpenError(f"no such folder: '{in_dir}'")
     images = list_images(in_dir)
     films = sorted(p for p in in_dir.iterdir() if p.is_file() and not p.name.startswith(".")
-                   and p.suffix.lower() in VIDEO_SUFFIXES)
+                   and p.suffix.lower() in VIDEO_SUFFIXES and not is_own_output(p))
     if not films and not images:
         raise SourceOpenError(f"no films or images found in folder {in_dir}")
     items, taken = [], set()
@@ -145,6 +145,9 @@ def run_batch(
     """
     from filmcolor.errors import OutputError
 
+    if out_dir.resolve() == in_dir.resolve():
+        raise OutputError(f"the output folder is the input folder {in_dir}: the originals would "
+                          "be replaced (choose another -o)")
     items = batch_items(in_dir, out_dir)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)

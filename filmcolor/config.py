@@ -15,6 +15,7 @@ from :mod:`filmcolor.io.encode` (which loads av and cv2) or :mod:`filmcolor.temp
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import Field, dataclass, field, fields
 from pathlib import Path
@@ -145,6 +146,7 @@ class RunConfig:
         scene_detect: detect scene cuts (smoothing never crosses one).
         codec, crf, preset: video encoder settings (crf/preset where the codec has them).
         quiet: no progress bar.
+        strict: refuse a damaged film (exit 3) instead of concealing its lost frames.
         job_dir: job directory of a video run (default ``<output>.filmcolor-job`` beside it).
         chunk_frames: most frames per chunk of a job.
         keep_chunks: keep the job directory and its chunk files after success.
@@ -206,6 +208,10 @@ class RunConfig:
         "Encoder speed preset.", flag="--preset"))
     quiet: bool = field(default=False, metadata=setting(
         "No progress bar or summary.", flag="--quiet", short="-q", type=bool))
+    strict: bool = field(default=False, metadata=setting(
+        "Refuse a damaged film (frames that cannot be decoded, or fewer frames than its header "
+        "announces) with exit 3 before any output, instead of concealing the lost frames with "
+        "a warning.", flag="--strict", type=bool))
     job_dir: StrPath | None = field(default=None, metadata=setting(
         "Job directory of a video run (resumable). Default: <output>.filmcolor-job beside the "
         "output.", flag="--job-dir", type="path", preview=False))
@@ -253,6 +259,16 @@ def settings() -> Iterator[tuple[Field, Setting]]:
         s = f.metadata.get(SETTING_KEY)
         if s is not None:
             yield f, s
+
+
+OWN_OUTPUT_STEM = re.compile(r"\.(colour|preview-\d+-\d+)$")
+"""Matches the stem of a file filmcolor names by default: ``x.colour.mp4``, ``x.preview-0-120.mp4``
+(and the preview's contact sheet ``x.preview-0-120.png``)."""
+
+
+def is_own_output(path: Path) -> bool:
+    """True for a file named as filmcolor names its outputs (a folder run leaves them alone)."""
+    return bool(OWN_OUTPUT_STEM.search(Path(path).stem))
 
 
 def default_output(src: Path, kind: str) -> Path:

@@ -162,10 +162,19 @@ def _tc(seconds: Fraction | float) -> str:
 
 # -- frames -----------------------------------------------------------------------------------
 def preview_frames(
-    cfg: RunConfig, src: Path, rng: FrameRange, total: int, colorizer, timing: _Timing | None = None
+    cfg: RunConfig, src: Path, rng: FrameRange, total: int, colorizer, timing: _Timing | None = None,
+    lost: list[int] | None = None,
 ) -> Iterator[Frame]:
-    """The finished frames of ``rng``, equal to the same frames of a full run (see module doc)."""
-    from filmcolor.io.decode import decode
+    """The finished frames of ``rng``, equal to the same frames of a full run (see module doc).
+
+    Frames of the range that could not be decoded (concealed by the last good picture) are
+    appended to ``lost``; with ``cfg.strict`` the first one raises instead.
+
+    Raises:
+        DecodeError: ``cfg.strict`` and a frame of the range cannot be decoded.
+    """
+    from filmcolor.errors import DecodeError
+    from filmcolor.io.decode import CONCEALED, decode
     from filmcolor.jobs.plan import decode_range, temporal_context
     from filmcolor.pipeline import video_stages
 
@@ -190,6 +199,12 @@ def preview_frames(
         cfg = replace(cfg, scene_detect=False)
     for fr in video_stages(frames, cfg, colorizer, colour_from=colour_from):
         if fr.index in rng:
+            if fr.extra.get(CONCEALED):
+                if cfg.strict:
+                    raise DecodeError(f"'{src.name}' is damaged: frame {fr.index} cannot be "
+                                      "decoded (refused: --strict)")
+                if lost is not None:
+                    lost.append(fr.index)
             yield fr
         elif fr.index >= rng.end:
             break
@@ -370,6 +385,13 @@ def preview(cfg: RunConfig, req: PreviewRequest) -> PreviewSummary:
     for p in (clip, sheet_path):
         if p is not None:
             check_output(p, cfg.overwrite)
+    if clip is not None:
+        from filmcolor.io.containers import muxer_for
+
+        try:
+            muxer_for(clip)  # a container filmcolor refuses is refused before any colouring
+        except ValueError as exc:
+            raise OutputError(str(exc)) from None
     rows: list[tuple[str, list[np.ndarray]]] = []
     cuts = None
     for variant, spec in zip(variants, specs, strict=True):
@@ -383,8 +405,9 @@ def preview(cfg: RunConfig, req: PreviewRequest) -> PreviewSummary:
         if req.guidance:
             label += ", " + guidance_label(spec)
         picked: dict[int, np.ndarray] = {}
+        lost: list[int] = []
         frames = _sheet_collector(
-            preview_frames(variant, src, rng, total, colorizer, timing), wanted, picked
+            preview_frames(variant, src, rng, total, colorizer, timing, lost), wanted, picked
         )
         if clip is None:
             for _ in frames:
@@ -404,6 +427,10 @@ def preview(cfg: RunConfig, req: PreviewRequest) -> PreviewSummary:
                               audio_range=(start_s, video.duration))
             finally:
                 video_tmp.unlink(missing_ok=True)
+        if lost and variant is variants[0]:  # one warning, not one per compared variant
+            logger.warning("'%s' is damaged: %d frame(s) of the range cannot be decoded (from "
+                           "frame %d): each shows the last good one (--strict refuses such films)",
+                           src.name, len(lost), lost[0])
         rows.append((label, [picked[i] for i in sorted(picked)]))
     if sheet_path is not None:
         write_sheet(rows, sheet_path)

@@ -45,3 +45,12 @@ def parse_position(text: str, rate: Fraction, option: str = "--start") -> int:
     hours, minutes, seconds = m.group(1), m.group(2), m.group(3)
     total = Fraction(seconds) + 60 * int(minutes or 0) + 3600 * int(hours or 0)
     return math.ceil(total * rate)
+
+
+def format_timecode(seconds: float) -> str:
+    """``HH:MM:SS.fff`` (what :func:`parse_position` reads back)."""
+    ms = max(0, round(seconds * 1000))
+    h, rest = divmod(ms, 3_600_000)
+    m, rest = divmod(rest, 60_000)
+    s, ms = divmod(rest, 1000)
+    return f"{h:02d}:{m:02d}:{s:02d}.{ms:03d}"

@@ -454,6 +454,31 @@ def peak_rss_mb(src: Path, dst: Path) -> float:
     return int(out.strip().splitlines()[-1]) / 1024.0
 
 
+def large_photo_figures(tdp: Path) -> dict:
+    """Peak memory of colouring a grey 12000x9000 scan against a 1200x900 one (#17)."""
+    import cv2
+
+    out: dict = {}
+    for name, (w, h) in (("small", (1200, 900)), ("large", (12000, 9000))):
+        y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+        img = ((np.sin(x * 62.8 / w) * np.cos(y * 47.1 / h) * 0.4 + 0.5) * 255).astype(np.uint8)
+        del x, y
+        src = tdp / f"{name}.png"
+        cv2.imwrite(str(src), img)
+        del img
+        t = time.perf_counter()
+        out[f"{name}_rss_mb"] = peak_rss_mb(src, tdp / f"{name}.colour.png")
+        out[f"{name}_s"] = time.perf_counter() - t
+        out[f"{name}_mpx"] = w * h / 1e6
+        src.unlink()
+    extra = out["large_rss_mb"] - out["small_rss_mb"]
+    out["bytes_per_pixel"] = extra * 2**20 / ((out["large_mpx"] - out["small_mpx"]) * 1e6)
+    print(f"still 1200x900: peak RSS {out['small_rss_mb']:.0f} MB in {out['small_s']:.1f} s; "
+          f"12000x9000 (108 Mpx): {out['large_rss_mb']:.0f} MB in {out['large_s']:.1f} s "
+          f"(about {out['bytes_per_pixel']:.0f} bytes per extra pixel; before #17: 12.4 GB)")
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="8 s clip only, no 120 s RSS run")
@@ -469,6 +494,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="only the Ray figures (#16): plain vs --ray with 1 and 2 local workers")
     ap.add_argument("--guided-only", action="store_true",
                     help="only the guidance figures (#12: reference and hints against unguided)")
+    ap.add_argument("--large-photo", action="store_true",
+                    help="only the large-still figures (#17): peak memory of a 12000x9000 scan")
     args = ap.parse_args(argv)
     from filmcolor.config import RunConfig
 
@@ -480,6 +507,11 @@ def main(argv: list[str] | None = None) -> int:
             return _jobs_report(tdp, args, res)
         if args.ray:
             return _ray_report(tdp, args, res)
+        if args.large_photo:
+            res["large_photo"] = large_photo_figures(tdp)
+            if args.json:
+                args.json.write_text(json.dumps(res, indent=2))
+            return 0
         if args.guided_only:
             clip = tdp / "clip.mp4"
             make_clip(clip, 8.0 if args.quick else args.seconds)

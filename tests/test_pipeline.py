@@ -264,17 +264,29 @@ def test_missing_weights_file(clip_ntsc: Clip, tmp_path: Path, capsys) -> None:
     assert not out.exists() and leftovers(tmp_path) == []
 
 
-def test_undecodable_stream(clip_ntsc: Clip, tmp_path: Path, capsys) -> None:
-    """A stream that breaks part-way: one line, exit 3, nothing at or beside the output."""
+def test_undecodable_stream(clip_ntsc: Clip, tmp_path: Path, capsys, caplog) -> None:
+    """A stream broken part-way (#17): coloured to the end by default, the lost frames
+    concealed and named in one warning, frame count and times kept; with --strict one line,
+    exit 3, nothing at or beside the output."""
     data = bytearray(clip_ntsc.path.read_bytes())
     n = len(data)
     data[n // 4 : 3 * n // 4] = bytes(3 * n // 4 - n // 4)  # zero the middle of the media data
     src = tmp_path / "broken.mp4"
     src.write_bytes(bytes(data))
+    strict = tmp_path / "strict.mp4"
+    assert run_cli(src, "-o", strict, *TINY, "--strict") == 3
+    line = one_error_line(capsys)
+    assert "cannot be decoded" in line and "--strict" in line
+    assert not strict.exists() and leftovers(tmp_path) == []
+
     out = tmp_path / "o.mp4"
-    assert run_cli(src, "-o", out, *TINY) == 3
-    assert "decoding" in one_error_line(capsys)
-    assert not out.exists() and leftovers(tmp_path) == []
+    assert run_cli(src, "-o", out, *TINY) == 0
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    damaged = [w for w in warnings if "is damaged" in w]
+    assert len(damaged) == 1 and "cannot be decoded (frames " in damaged[0]
+    times, _, _ = video_planes(out)
+    assert times == video_planes(clip_ntsc.path)[0]  # every frame, at its own time
+    assert leftovers(tmp_path) == []
 
 
 @pytest.mark.parametrize("name, message", [("o.xyz", "unknown video container"),

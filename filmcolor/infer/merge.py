@@ -18,7 +18,7 @@ import torch
 
 from filmcolor.color.space import ab_to_cbcr, lab_to_rgb, luma_to_lightness
 from filmcolor.frames import Frame
-from filmcolor.infer.upsample import DEFAULT_UPSAMPLER, upsample_ab
+from filmcolor.infer.upsample import DEFAULT_UPSAMPLER, STRIPE_PIXELS, upsample_ab
 
 
 def _ab_at(frame: Frame, lightness: torch.Tensor, upsample: str) -> torch.Tensor:
@@ -70,8 +70,19 @@ def merge_video(frames: Iterator[Frame]) -> Iterator[Frame]:
 
 
 def merge_rgb(frame: Frame, upsample: str = DEFAULT_UPSAMPLER) -> np.ndarray:
-    """Full-resolution sRGB uint8 ``(H, W, 3)``: source lightness + upsampled model a/b."""
+    """Full-resolution sRGB uint8 ``(H, W, 3)``: source lightness + upsampled model a/b.
+
+    The colour conversion runs in bands of rows (:data:`STRIPE_PIXELS`): its float temporaries
+    would otherwise be several times the picture's size, which for a large scan is gigabytes.
+    """
+    h, w = frame.shape
     lightness = luma_to_lightness(torch.from_numpy(frame.luma))[None, None]
+    out = np.empty((h, w, 3), np.uint8)
+    band = max(1, STRIPE_PIXELS // max(1, w))
     with torch.inference_mode():
-        rgb = lab_to_rgb(torch.cat([lightness, _ab_at(frame, lightness, upsample)], 1))
-    return (rgb[0].permute(1, 2, 0).numpy() * 255.0 + 0.5).astype(np.uint8)
+        ab = _ab_at(frame, lightness, upsample)
+        for y0 in range(0, h, band):
+            lab = torch.cat([lightness[..., y0:y0 + band, :], ab[..., y0:y0 + band, :]], 1)
+            rgb = lab_to_rgb(lab)[0].permute(1, 2, 0).numpy()
+            out[y0:y0 + band] = (rgb * 255.0 + 0.5).astype(np.uint8)
+    return out

@@ -30,13 +30,20 @@ _MUXERS: dict[str, str] = {
     ".m4v": "mp4",
     ".mov": "mov",
     ".mkv": "matroska",
-    ".webm": "webm",
     ".nut": "nut",
-    ".avi": "avi",
     ".ts": "mpegts",
     ".m2ts": "mpegts",
 }
 """Output suffix -> FFmpeg muxer name, given explicitly: temporary names must not confuse FFmpeg."""
+
+REFUSED_CONTAINERS: dict[str, str] = {
+    ".avi": "AVI has no per-frame timestamps: the H.264 frames (reordered) and variable frame "
+            "rates of a film cannot be kept exact in it",
+    ".webm": "WebM takes only VP8/VP9/AV1 video and Opus/Vorbis sound, so the film's own sound "
+             "could not be copied untouched",
+}
+"""Containers FFmpeg could write but filmcolor refuses before any work, with the reason: a film
+must come out frame-exact with its sound copied, and these cannot promise that."""
 
 MP4_FAMILY: frozenset[str] = frozenset({"mp4", "mov"})
 """Muxers that take only ``mov_text`` subtitles and understand ``-movflags +faststart``."""
@@ -64,6 +71,11 @@ def muxer_for(path: StrPath) -> str:
     while suffixes and suffixes[-1] in TEMP_SUFFIXES:
         suffixes.pop()
     suffix = suffixes[-1] if suffixes else ""
+    if suffix in REFUSED_CONTAINERS:
+        raise ValueError(
+            f"cannot write '{p.name}': {REFUSED_CONTAINERS[suffix]} "
+            f"(use {', '.join(sorted(_MUXERS))})"
+        )
     try:
         return _MUXERS[suffix]
     except KeyError:

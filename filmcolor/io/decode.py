@@ -129,6 +129,105 @@ class _End:
     error: BaseException | None = None
 
 
+@dataclass(frozen=True)
+class _Lost:
+    """A frame the container holds (a packet with this pts) that the decoder could not give."""
+
+    pts: int
+
+
+CONCEALED: str = "concealed"
+"""Key of :attr:`Frame.extra` set on a frame that could not be decoded and shows the last good
+frame's picture instead."""
+
+
+REORDER_FRAMES: int = 16
+"""Decoded frames held back, once a stream has shown damage, before they are given out, so that
+a frame the recovering decoder emits late still takes its place in time. A healthy stream's
+decoder emits frames in order, and they pass straight through."""
+
+
+def _decoded(
+    container: av.container.InputContainer, stream: av.VideoStream
+) -> Iterator[av.VideoFrame | _Lost]:
+    """The stream's frames in presentation order, with a :class:`_Lost` for each one lost.
+
+    A damaged packet (bytes zeroed or flipped, a chunk of the file missing) makes the decoder
+    refuse it, or drop the frames that depend on it, or emit frames out of order while it
+    recovers. The film's frame count and timing must be kept all the same: every packet's pts is
+    noted as it is demuxed; frames pass through a small reordering buffer
+    (:data:`REORDER_FRAMES`); a noted pts that the output has passed without its frame is given
+    out as lost, in its place; a frame arriving after its place was given out is dropped.
+    Packets the container marks to be discarded (an edit list's pre-roll) are not frames of the
+    film and are not expected. A demuxer that cannot read on (a truncated file) ends the stream
+    there.
+    """
+    import heapq
+    import itertools
+
+    expected: list[int] = []  # pts of demuxed packets whose frame has not been given out
+    pending: list[tuple[int, int, av.VideoFrame]] = []  # (pts, arrival, frame)
+    arrival = itertools.count()
+    last: int | None = None  # the last pts given out (frames and lost ones)
+    hold = 0  # frames held back: REORDER_FRAMES from the first sign of damage on
+
+    def release(keep: int) -> Iterator[av.VideoFrame | _Lost]:
+        nonlocal last, hold
+        while len(pending) > keep:
+            pts, _, frame = heapq.heappop(pending)
+            while expected and expected[0] < pts:
+                lost = heapq.heappop(expected)
+                hold = REORDER_FRAMES
+                if last is None or lost > last:
+                    last = lost
+                    yield _Lost(lost)
+            if expected and expected[0] == pts:
+                heapq.heappop(expected)
+            if last is not None and pts <= last:
+                logger.debug("dropped a late frame at pts %d (after %d)", pts, last)
+                continue
+            last = pts
+            yield frame
+
+    packets = container.demux(stream)
+    while True:
+        try:
+            packet = next(packets)
+        except StopIteration:
+            break
+        except av.FFmpegError as exc:  # the container itself breaks off: the film ends here
+            logger.debug("demuxing stopped: %s", exc)
+            packet = None
+            hold = REORDER_FRAMES
+        if (
+            packet is not None and packet.size and packet.pts is not None
+            and not packet.is_discard and (last is None or packet.pts > last)
+        ):
+            heapq.heappush(expected, packet.pts)
+        try:
+            # A None packet flushes the decoder (PyAV's demux ends with empty packets that do).
+            frames = packet.decode() if packet is not None else stream.codec_context.decode(None)
+        except av.FFmpegError as exc:
+            logger.debug("undecodable packet at pts %s: %s", getattr(packet, "pts", None), exc)
+            frames = []
+            hold = REORDER_FRAMES
+        for frame in frames:
+            if frame.pts is None:  # no time to order by (raw streams): as it comes
+                yield from release(0)
+                yield frame
+                continue
+            heapq.heappush(pending, (frame.pts, next(arrival), frame))
+            yield from release(hold)
+        if packet is None:
+            break
+    yield from release(0)
+    while expected:
+        lost = heapq.heappop(expected)
+        if last is None or lost > last:
+            last = lost
+            yield _Lost(lost)
+
+
 def _timestamps(
     frames: Iterator[av.VideoFrame], default_step: int
 ) -> Iterator[tuple[int, av.VideoFrame, int]]:
@@ -166,7 +265,7 @@ def _seek(
     except av.FFmpegError as exc:
         logger.debug("seek to pts %d failed (%s): decoding from the start", seek_pts, exc)
         return None
-    frames = container.decode(stream)
+    frames = _decoded(container, stream)
     for frame in frames:
         if frame.pts is None:
             break
@@ -222,19 +321,40 @@ def _decode_worker(
         if frames is None:
             # One persistent decode generator: the codec keeps its B-frame reorder buffer across
             # packets, which per-packet decoding would flush too early.
-            frames = _timestamps(container.decode(stream), default_step)
+            frames = _timestamps(_decoded(container, stream), default_step)
         else:
             frames = ((start + i, f, pts) for i, f, pts in frames)
+        good: np.ndarray | None = None  # the last decoded picture, shown for a lost frame
+        waiting: list[tuple[int, int]] = []  # lost frames before the first good one
         for index, frame, pts in frames:
             if stop.is_set():
                 return
+            if isinstance(frame, _Lost):
+                if good is None:
+                    waiting.append((index, pts))
+                    continue
+                luma = good
+            else:
+                # Converted even before the range: a lost frame just inside it shows this one.
+                luma = good = frame_luma(frame) if index >= start - 1 or waiting else None
+                for w_index, w_pts in waiting:  # a film that starts damaged: the first picture
+                    if start <= w_index and (end is None or w_index < end):
+                        lost = Frame(index=w_index, luma=luma, pts=w_pts, time_base=tb)
+                        lost.extra[CONCEALED] = True
+                        if not _put(q, lost, stop):
+                            return
+                waiting = []
             if index < start:
                 continue  # frames before the range are decoded (references) but not converted
             if end is not None and index >= end:
                 break
-            item = Frame(index=index, luma=frame_luma(frame), pts=pts, time_base=tb)
+            item = Frame(index=index, luma=luma, pts=pts, time_base=tb)
+            if isinstance(frame, _Lost):
+                item.extra[CONCEALED] = True
             if not _put(q, item, stop):
                 return
+        if waiting:
+            raise DecodeError(f"no frame of '{path}' could be decoded")
     except FilmcolorError as exc:
         error = exc
     except Exception as exc:  # noqa: BLE001 - handed to the consumer, re-raised there

@@ -22,6 +22,7 @@ import av
 import cv2
 import numpy as np
 
+from filmcolor.config import is_own_output
 from filmcolor.errors import SourceOpenError
 from filmcolor.io.containers import IMAGE_SUFFIXES, StrPath, is_image_path
 
@@ -180,11 +181,18 @@ def _duration(container: av.container.InputContainer, stream: av.VideoStream) ->
     return None
 
 
+TEXT_CODECS: frozenset[str] = frozenset({"ansi", "bintext", "xbin", "idf"})
+"""FFmpeg "video" decoders that draw a text file (its ``tty`` demuxer opens any ``.txt``): such
+a file is not a film."""
+
+
 def probe_video(path: Path) -> SourceInfo:
     """Probe a video file (see :func:`probe`)."""
     container = open_container(path)
     try:
         stream = pick_video_stream(container, path)
+        if stream.codec_context.name in TEXT_CODECS:
+            raise SourceOpenError(f"cannot open '{path}': a text file, not a film")
         try:
             first = next(container.decode(stream), None)
         except av.FFmpegError as exc:
@@ -245,9 +253,34 @@ def _image_pix_fmt(img: np.ndarray) -> tuple[str, int]:
     return ("grayf32le" if grey else "bgrf32le"), 32
 
 
+MAX_STILL_PIXELS: int = 400_000_000
+"""Largest still filmcolor colours (20000x20000). Colouring takes about 30 bytes of memory per
+pixel (the luminance, the upsampled colour and the result at full size), so this is about 12 GB;
+a 12000x9000 scan (108 Mpx) peaks near 3 GB."""
+
+
+def check_still_size(path: Path, width: int, height: int) -> None:
+    """Refuse a still larger than :data:`MAX_STILL_PIXELS`, naming the limit.
+
+    Raises:
+        SourceOpenError: too large.
+    """
+    if width * height > MAX_STILL_PIXELS:
+        raise SourceOpenError(
+            f"'{path.name}' is {width}x{height} ({width * height / 1e6:.0f} Mpx): filmcolor "
+            f"colours stills of at most {MAX_STILL_PIXELS / 1e6:.0f} Mpx (about "
+            f"{MAX_STILL_PIXELS * 30 / 1e9:.0f} GB of memory); scale it down first"
+        )
+
+
 def probe_image(path: Path) -> SourceInfo:
-    """Probe a still image (see :func:`probe`)."""
+    """Probe a still image (see :func:`probe`).
+
+    Raises:
+        SourceOpenError: unreadable, or larger than :data:`MAX_STILL_PIXELS`.
+    """
     img = read_image(path)
+    check_still_size(path, img.shape[1], img.shape[0])
     pix_fmt, depth = _image_pix_fmt(img)
     return SourceInfo(
         path=path,
@@ -286,7 +319,9 @@ def _natural_key(path: Path) -> list[int | str]:
 def list_images(folder: StrPath) -> list[Path]:
     """Still images directly inside ``folder``, in natural name order (``2`` before ``10``).
 
-    Hidden files (``.name``, e.g. macOS ``._x.jpg`` resource forks) and sub-folders are skipped.
+    Hidden files (``.name``, e.g. macOS ``._x.jpg`` resource forks), sub-folders and filmcolor's
+    own outputs (``x.colour.png``, a preview's ``x.preview-0-120.png``: an earlier run's results
+    are not material to colour again) are skipped.
 
     Raises:
         SourceOpenError: ``folder`` does not exist or is not a folder.
@@ -298,5 +333,6 @@ def list_images(folder: StrPath) -> list[Path]:
         f
         for f in p.iterdir()
         if f.suffix.lower() in IMAGE_SUFFIXES and not f.name.startswith(".") and f.is_file()
+        and not is_own_output(f)
     ]
     return sorted(images, key=_natural_key)

@@ -381,7 +381,14 @@ def verify_output(path: StrPath, expected_frames: int, expected_duration: float 
         return
     frame = expected_duration / expected_frames if expected_frames else 0.0
     if abs(seconds - expected_duration) > frame + 1e-3:  # +1 ms: Matroska rounds to milliseconds
+        try:
+            container = muxer_for(p)
+        except ValueError:
+            container = p.suffix or "output"
+        # The frames are all there (counted above): what lost the timing is the container
+        # writing them, not the source; another container is what the user can act on.
         raise RemuxError(
-            f"'{p.name}' lasts {seconds:.3f} s, expected {expected_duration:.3f} s: "
-            "timestamps were not carried over; report this with the source file's details"
+            f"'{p.name}' lasts {seconds:.3f} s, expected {expected_duration:.3f} s: the "
+            f"{container} container did not keep the frames' timestamps; write an .mkv or .mp4 "
+            "instead (and report this, with the source file's details, if it happens there)"
         )

@@ -6,10 +6,11 @@ import os
 import signal
 
 KILL_ENV: str = "FILMCOLOR_KILL_AT"
-"""Test hook: ``planning:N``, ``chunk:N``, ``done:N`` or ``join:N`` makes the process SIGKILL
-itself at that point (planning frame N, N-th frame encoded by this process, after chunk N is
-marked done, N-th packet joined), so kill-and-resume tests are deterministic; a ``/TERM`` suffix
-sends SIGTERM instead."""
+"""Test hook: ``planning:N``, ``chunk:N``, ``done:N``, ``join:N`` or ``remux:N`` makes the
+process SIGKILL itself at that point (planning frame N, N-th frame encoded by this process, after
+chunk N is marked done, N-th packet joined; remux 0 before FFmpeg runs, 1 after it wrote the
+temporary, 2 after the check, before the rename), so kill-and-resume tests are deterministic; a
+``/TERM`` suffix sends SIGTERM instead."""
 
 KILL_ONCE_ENV: str = "FILMCOLOR_KILL_ONCE"
 """Test hook: a file path; with it, the kill of :data:`KILL_ENV` happens in one process only

@@ -130,14 +130,17 @@ def publish_video(
             args = build_remux_args(video, src, tmp, info, ffmpeg=ffmpeg_exe())
         else:
             args = build_preview_remux_args(video, src, tmp, *audio_range, ffmpeg=ffmpeg_exe())
+        faults.kill_point("remux", 0)  # before FFmpeg starts
         try:
             run_remux(args)
         except Exception as exc:
             if is_disk_full(exc):
                 raise disk_full_error("the final output", out.parent) from exc
             raise
+        faults.kill_point("remux", 1)  # the remuxed temporary is complete, not yet verified
         # Against what was encoded: a container's duration may include longer audio.
         verify_output(tmp, frames, duration)
+        faults.kill_point("remux", 2)  # verified, not yet renamed into place
         os.replace(tmp, out)
     finally:
         with contextlib.suppress(FileNotFoundError):

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from filmcolor.config import RunConfig
-from filmcolor.errors import JobStateError
+from filmcolor.errors import DecodeError, JobStateError
 from filmcolor.jobs import faults
 from filmcolor.jobs.manifest import Chunk, JobManifest
 from filmcolor.jobs.spec import JobSpec, Plan
@@ -88,9 +88,15 @@ def plan_chunks(
 
 
 def planning_pass(
-    src: Path, cfg: RunConfig, on_progress: Callable[[int], None] | None = None
+    src: Path,
+    cfg: RunConfig,
+    on_progress: Callable[[int], None] | None = None,
+    concealed: list[int] | None = None,
 ) -> tuple[list[int], list[int]]:
     """Decode the film once: ``(pts of every frame, shot starts)``.
+
+    Frames that cannot be decoded are counted as frames (they show the last good picture, see
+    :func:`filmcolor.io.decode.decode`); their indices are appended to ``concealed`` if given.
 
     Only luma thumbnails are kept by the detector, so memory stays small; the pts list is one
     integer per frame and is not stored in the manifest (only each chunk's seek point is).
@@ -100,7 +106,7 @@ def planning_pass(
         cfg: the run's settings (``scene_detect``).
         on_progress: called with the frames scanned so far, every :data:`PROGRESS_EVERY`.
     """
-    from filmcolor.io.decode import decode
+    from filmcolor.io.decode import CONCEALED, decode
     from filmcolor.temporal.scenecut import SceneCutDetector
 
     det = SceneCutDetector() if cfg.scene_detect else None
@@ -109,6 +115,8 @@ def planning_pass(
     for fr in decode(src):
         faults.kill_point("planning", fr.index)
         pts.append(fr.pts if fr.pts is not None else -1)
+        if concealed is not None and fr.extra.get(CONCEALED):
+            concealed.append(fr.index)
         if det is not None:
             cuts += det.process_frame(fr.index, fr.luma)
         if on_progress is not None and len(pts) % PROGRESS_EVERY == 0:
@@ -126,6 +134,66 @@ def temporal_context(cfg: RunConfig) -> tuple[int, int]:
 
     chain = build_temporal(cfg.smoothing, cfg.temporal)
     return chain.context_before, chain.context_after
+
+
+def _spans(indices: list[int]) -> list[tuple[int, int]]:
+    """``[3, 4, 5, 9]`` -> ``[(3, 5), (9, 9)]``."""
+    spans: list[tuple[int, int]] = []
+    for i in indices:
+        if spans and i == spans[-1][1] + 1:
+            spans[-1] = (spans[-1][0], i)
+        else:
+            spans.append((i, i))
+    return spans
+
+
+def describe_frames(indices: list[int], pts: list[int], time_base, most: int = 4) -> str:
+    """``frames 40-42 (00:00:01.668), 77 (00:00:03.211) and 2 more spans`` for a warning."""
+    from filmcolor.timecode import format_timecode
+
+    parts: list[str] = []
+    spans = _spans(indices)
+    for a, b in spans[:most]:
+        when = ""
+        if time_base is not None and 0 <= a < len(pts) and pts[a] >= 0:
+            when = f" ({format_timecode(float(pts[a] * time_base))})"
+        parts.append((f"{a}" if a == b else f"{a}-{b}") + when)
+    more = f" and {len(spans) - most} more span(s)" if len(spans) > most else ""
+    return "frame" + ("s " if len(indices) > 1 else " ") + ", ".join(parts) + more
+
+
+def check_damage(spec: JobSpec, pts: list[int], concealed: list[int]) -> None:
+    """Say what the planning pass found wrong with the film, once: frames that could not be
+    decoded (shown as the last good picture) and a film that ends before its header says.
+
+    With ``strict`` either is an error instead, raised before any output exists.
+
+    Raises:
+        DecodeError: ``strict`` and the film is damaged.
+    """
+    info, problems = spec.info, []
+    if concealed:
+        problems.append(
+            f"{len(concealed)} of {len(pts)} frames cannot be decoded ("
+            f"{describe_frames(concealed, pts, info.time_base)})"
+        )
+    announced = info.frame_count
+    if not announced and info.duration and info.frame_rate:
+        # Containers without a frame count (Matroska): the header's duration, with a margin for
+        # the rounding of durations in containers.
+        announced = int(info.duration * info.frame_rate) - 2
+    if announced and len(pts) < announced:
+        problems.append(
+            f"the film ends after {len(pts)} frames, and its header announces {announced} "
+            "(a truncated or cut-off file?)"
+        )
+    if not problems:
+        return
+    message = f"'{spec.source.name}' is damaged: " + "; ".join(problems)
+    if spec.config.strict:
+        raise DecodeError(message + " (refused: --strict)")
+    logger.warning("%s: coloured anyway, each lost frame showing the last good one "
+                   "(--strict refuses such films)", message)
 
 
 def plan_job(
@@ -146,9 +214,11 @@ def plan_job(
         JobStateError: no frame could be decoded.
     """
     cfg = spec.config
-    pts, cuts = planning_pass(spec.source, cfg, on_progress)
+    concealed: list[int] = []
+    pts, cuts = planning_pass(spec.source, cfg, on_progress, concealed)
     if not pts:
         raise JobStateError(f"no frames could be decoded from {spec.source}")
+    check_damage(spec, pts, concealed)
     chunks = plan_chunks(len(pts), cuts, cfg.chunk_frames, temporal_context(cfg), batch)
     # Seeking needs real, increasing timestamps; otherwise chunks decode from the first frame.
     seekable = all(p >= 0 for p in pts) and all(b > a for a, b in itertools.pairwise(pts))
