@@ -78,6 +78,7 @@ def sniff_image_suffix(path: Path) -> str | None:
             return suffix
     return None
 
+
 _ID = re.compile(r"^[0-9a-f]{16}$")
 _DRAIN_LIMIT = 16 << 20  # a refused body this small is read to its end, so the client sees the answer
 
@@ -235,7 +236,6 @@ class Api:
         hints_path = None
         if hints is not None:
             hints_path = data / "uploads" / f"{job_id}.hints.json"
-            moves.append((hints_path, hints_path))
         # Check the guidance as a run would, on the files where the job will use them.
         for src, dst in moves[1:]:
             src.replace(dst)
@@ -247,6 +247,7 @@ class Api:
                 raise UploadError(400, f"hints: not valid JSON: {exc}") from None
             if isinstance(parsed, list):
                 parsed = {"hints": parsed}
+            moves.append((hints_path, hints_path))  # removed again if the job is refused
             hints_path.write_text(json.dumps(parsed), encoding="utf-8")
         try:
             if ref_files or hints_path is not None:
@@ -258,7 +259,12 @@ class Api:
                 )
         except FilmcolorError as exc:
             self._undo(moves, hints_path)
-            message = str(exc).replace(str(data / "uploads") + "/", "")
+            message = str(exc)
+            for ref, stored in zip(refs, ref_files, strict=True):
+                message = message.replace(str(data / stored["path"]), _display_name(ref.filename))
+            if hints_path is not None:
+                message = message.replace(str(hints_path), "hints")
+            message = message.replace(str(data / "uploads") + "/", "")
             raise UploadError(400, message) from None
         if ref_files:
             settings["reference_files"] = ref_files

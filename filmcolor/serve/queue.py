@@ -190,6 +190,11 @@ class Studio:
                 continue
             with self.changed:
                 self.changed.wait(timeout=1.0)
+        # The jobs' processes die with the thread that started them (PR_SET_PDEATHSIG is per
+        # thread, see worker.py): outlive them, or stop()'s SIGTERM becomes a SIGKILL that loses
+        # the chunk in progress.
+        while self.running():
+            time.sleep(0.05)
 
     def _task(self, job: JobRecord) -> dict:
         settings = dict(job.settings)
@@ -280,6 +285,9 @@ class Studio:
             live.base = event["frames_total"] - event["frames_todo"]
             live.frames_done = live.base
             live.colour_t0 = now
+            if film and live.frames_total:  # a resumed film starts where it stopped
+                share = PLANNING_SHARE + (1 - PLANNING_SHARE) * live.base / live.frames_total
+                live.progress = min(0.99, share)
         elif kind == "FramesDone":
             live.phase = "colouring"
             live.frames_done = live.base + event["frames_done"]
@@ -302,6 +310,9 @@ class Studio:
         self._notify()
 
     def _finish(self, job_id: str, state: str, error: str | None) -> None:
+        current = self.store.get(job_id)
+        if current is None or current.state != "running":
+            return  # cancelled (or forgotten) meanwhile: that decision stands
         live = self.live.get(job_id) or Live()
         changes: dict = {"state": state, "finished": time.time(), "error": error}
         if live.frames_total is not None:
