@@ -12,6 +12,10 @@ from fractions import Fraction
 
 import numpy as np
 
+DURATION: str = "duration"
+"""Key of :attr:`Frame.extra` holding the frame's duration in ``time_base`` units, as the source
+container gives it (the encoder ends the last frame of a file with it)."""
+
 
 @dataclass
 class Frame:

@@ -25,7 +25,7 @@ import av
 import numpy as np
 
 from filmcolor.errors import DecodeError, FilmcolorError
-from filmcolor.frames import Frame
+from filmcolor.frames import DURATION, Frame
 from filmcolor.io.containers import StrPath, is_image_path
 from filmcolor.io.probe import is_full_range, open_container, pick_video_stream, read_image
 
@@ -351,6 +351,8 @@ def _decode_worker(
             item = Frame(index=index, luma=luma, pts=pts, time_base=tb)
             if isinstance(frame, _Lost):
                 item.extra[CONCEALED] = True
+            elif frame.duration:
+                item.extra[DURATION] = int(frame.duration)
             if not _put(q, item, stop):
                 return
         if waiting:

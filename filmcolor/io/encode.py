@@ -23,6 +23,7 @@ timestamps to 1 ms, which moves 24000/1001 frames by up to half a millisecond.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import ctypes
 import ctypes.util
@@ -41,7 +42,7 @@ import cv2
 import numpy as np
 
 from filmcolor.errors import EncodeError
-from filmcolor.frames import Frame
+from filmcolor.frames import DURATION, Frame
 from filmcolor.io.containers import StrPath, muxer_for
 from filmcolor.io.probe import SourceInfo
 
@@ -288,6 +289,9 @@ class VideoEncoder:
         self._first_pts: int | None = None
         self._last_pts: int | None = None
         self._last_step = self._default_step()
+        self._next_pts: dict[int, int] = {}  # a frame's pts -> the next frame's
+        self._last_duration: int | None = None  # the last frame's, as its source gave it
+        self._held: collections.deque = collections.deque()  # packets waiting for a duration
         self.stats: EncodeStats | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -380,7 +384,12 @@ class VideoEncoder:
                 raise EncodeError(f"no frames to encode into '{self.path}'")
             # No argument = flush: drains the frames the encoder still holds (B-frame lookahead).
             for packet in self._stream.encode():
-                self._container.mux(packet)
+                self._hold(packet)
+            # The last frame lasts as its source says (else as the interval before it), as
+            # EncodeStats says.
+            assert self._last_pts is not None
+            self._next_pts[self._last_pts] = self._last_pts + self._final_step()
+            self._release(final=True)
             self._container.close()
         except av.FFmpegError as exc:
             self._abort()
@@ -390,7 +399,7 @@ class VideoEncoder:
             raise
         self._container = None
         assert self._first_pts is not None and self._last_pts is not None
-        end = self._last_pts + self._last_step
+        end = self._last_pts + self._final_step()
         self.stats = EncodeStats(
             path=self.path,
             frames=self._count,
@@ -491,10 +500,13 @@ class VideoEncoder:
         vf = self.build_frame(frame)
         vf.pts = pts
         vf.time_base = self.time_base
+        if self._last_pts is not None:
+            self._next_pts[self._last_pts] = pts
         try:
             with repeatable_heap():
                 for packet in self._stream.encode(vf):
-                    self._container.mux(packet)
+                    self._hold(packet)
+                self._release()
         except av.FFmpegError as exc:
             raise EncodeError(
                 f"encoding frame {frame.index} into '{self.path}' failed: {exc}"
@@ -504,7 +516,42 @@ class VideoEncoder:
         if self._first_pts is None:
             self._first_pts = pts
         self._last_pts = pts
+        duration = frame.extra.get(DURATION)
+        if isinstance(duration, int) and duration > 0:
+            if frame.time_base is not None and Fraction(frame.time_base) != self.time_base:
+                duration = max(1, round(duration * Fraction(frame.time_base) / self.time_base))
+            self._last_duration = duration
+        else:
+            self._last_duration = None
         self._count += 1
+
+
+    def _final_step(self) -> int:
+        """The last frame's duration: its source's when known (a variable-frame-rate film may
+        end on a frame of any length), else the interval before it."""
+        return self._last_duration or self._last_step
+
+    # -- packet durations ---------------------------------------------------------------------
+    # Each packet is muxed with its frame's real duration (the step to the next frame's pts), so
+    # that every container ends the film where EncodeStats says: left to itself a muxer gives
+    # the last frame one nominal period, which for a variable-frame-rate film is not its length.
+    # A packet waits here until the next frame's pts is known (at once for encoders with a
+    # lookahead; one frame later for intra-only ones); packets keep their order.
+    def _hold(self, packet: av.Packet) -> None:
+        self._held.append(packet)
+
+    def _release(self, final: bool = False) -> None:
+        assert self._container is not None
+        while self._held:
+            packet = self._held[0]
+            step = self._next_pts.get(packet.pts) if packet.pts is not None else None
+            if step is None and not final:
+                return
+            self._held.popleft()
+            if step is not None:
+                packet.duration = step - packet.pts
+                del self._next_pts[packet.pts]
+            self._container.mux(packet)
 
 
 def encode(

@@ -145,8 +145,16 @@ MP4_SAFE_AUDIO: frozenset[str] = frozenset({"aac", "mp3", "ac3", "eac3", "alac"}
 """Audio codecs every FFmpeg filmcolor supports copies into MP4/MOV (others are tried)."""
 
 
+def _shown_name(name: str) -> str:
+    """The output's name as the user gave it, for a temporary one (``.film.filmcolor-join-42.mp4``
+    -> ``film.mp4``): messages name what the user will see."""
+    m = re.fullmatch(r"\.(.+)\.filmcolor-[a-z]+-\d+(\.[^.]+)", name)
+    return m.group(1) + m.group(2) if m else name
+
+
 def _subtitle_plan(info: SourceInfo, out_name: str) -> list[tuple[int, str]]:
     """``(source stream index, output codec)`` for each subtitle stream an MP4/MOV output keeps."""
+    out_name = _shown_name(out_name)
     plan = []
     for sub in info.subtitle_streams:
         if sub.codec == "mov_text":

@@ -267,11 +267,16 @@ def _run_job(spec: JobSpec, executor: Executor | None, on_event: ev.EventSink) -
             except KeyboardInterrupt:
                 raise JobInterrupted(str(job_dir)) from None
             except Exception as exc:
+                if manifest is None and own_dir and not (job_dir / MANIFEST_NAME).exists():
+                    # A new job's first manifest write failed (a full disk): nothing to keep.
+                    remove_job_files(job_dir)
+                    removed = True
+                if is_disk_full(exc) and not isinstance(exc, OutputError):
+                    # E.g. the manifest's own write (a new job's first one too): the old
+                    # manifest, if any, is still in force.
+                    raise disk_full_error("the job's manifest", job_dir) from exc
                 if manifest is None:
                     raise  # refused before the job was this run's (settings changed...)
-                if is_disk_full(exc) and not isinstance(exc, OutputError):
-                    # E.g. the manifest's own write: the old manifest is still in force.
-                    raise disk_full_error("the job's manifest", job_dir) from exc
                 if isinstance(exc, OutputError):
                     raise  # low or full disk: the user frees space and runs it again
                 if manifest.chunks_done == 0:

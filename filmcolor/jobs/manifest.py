@@ -40,6 +40,23 @@ HASH_SPAN: int = 1 << 20
 """Bytes hashed at the head and at the tail of the source (a full hash of a film takes minutes)."""
 
 
+def _is_int(v: object) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: object) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+DIGEST_KEY: str = "digest"
+"""Key of the manifest's seal: the sha256 of the rest of its content (see ``to_json``)."""
+
+
+def _digest(data: dict) -> str:
+    body = json.dumps(data, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(body.encode("utf-8")).hexdigest()
+
+
 def source_identity(path: StrPath) -> dict:
     """Size, modification time and a sha256 of the first and last :data:`HASH_SPAN` bytes."""
     p = Path(path)
@@ -200,13 +217,74 @@ class JobManifest:
 
     # -- persistence ---------------------------------------------------------------------------
     def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=1, sort_keys=True)
+        """The manifest as JSON, sealed with a sha256 of its own content (``digest``)."""
+        data = asdict(self)
+        data[DIGEST_KEY] = _digest(data)
+        return json.dumps(data, indent=1, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> JobManifest:
+        """Parse :meth:`to_json`'s output.
+
+        Raises:
+            ValueError: not JSON, or the content does not match its ``digest`` (edited by hand:
+                a resume would trust timing and plan fields that no check can verify).
+            TypeError: not a manifest's fields.
+        """
         data = json.loads(text)
+        if not isinstance(data, dict):
+            raise TypeError("the manifest is not a JSON object")
+        digest = data.pop(DIGEST_KEY, None)
+        # A manifest written before the seal existed has none and is read as it is.
+        if digest is not None and digest != _digest(data):
+            raise ValueError("its content does not match its digest: edited by hand?")
         chunks = [Chunk(**c) for c in data.pop("chunks", [])]
         return cls(**data, chunks=chunks)
+
+    def plan_problem(self) -> str | None:
+        """What makes the recorded job impossible (a damaged or hand-edited manifest), or ``None``.
+
+        Fields must have their types, and the chunks must be numbered in order and cover
+        ``[0, total_frames)`` edge to edge, each decode range holding its chunk: a resume trusts
+        the plan (the chunks left are coloured from it and the finished ones joined as they
+        are), so a plan that does not add up would give a film with frames missing or twice.
+        """
+        for name in ("source", "settings", "config"):
+            if not isinstance(getattr(self, name), dict):
+                return f"{name} is not an object"
+        if self.total_frames is not None and not (_is_int(self.total_frames)
+                                                  and self.total_frames > 0):
+            return f"total_frames is {self.total_frames!r}"
+        if self.cuts is not None and not (
+            isinstance(self.cuts, list) and all(_is_int(c) for c in self.cuts)
+        ):
+            return "cuts is not a list of frame numbers"
+        if not self.chunks:
+            return None
+        if self.total_frames is None:
+            return "chunks without a frame count"
+        start = 0
+        for i, c in enumerate(self.chunks):
+            ints = (c.index, c.start, c.end, c.decode_start, c.decode_end, c.bytes)
+            optional = (c.seek_pts, c.first_pts, c.last_pts)
+            if (
+                not all(_is_int(v) for v in ints)
+                or not all(v is None or _is_int(v) for v in optional)
+                or not isinstance(c.done, bool)
+                or not _is_number(c.seconds)
+                or not (c.duration is None or _is_number(c.duration))
+            ):
+                return f"chunk {i} has a field of the wrong type"
+            if c.index != i:
+                return f"chunk {i} is numbered {c.index}"
+            if c.start != start or c.end <= c.start:
+                return f"chunk {i} holds frames {c.start}-{c.end}, after frame {start}"
+            if not (0 <= c.decode_start <= c.start and c.end <= c.decode_end <= self.total_frames):
+                return f"chunk {i} decodes frames {c.decode_start}-{c.decode_end}"
+            start = c.end
+        if start != self.total_frames:
+            return f"the chunks end at frame {start} of {self.total_frames}"
+        return None
 
     def save(self, job_dir: StrPath) -> None:
         """Write ``manifest.json`` atomically (tmp + fsync + rename + fsync of the folder)."""
@@ -236,19 +314,27 @@ class JobManifest:
         """
         path = Path(job_dir) / MANIFEST_NAME
         try:
-            text = path.read_text(encoding="utf-8")
+            raw = path.read_bytes()
         except FileNotFoundError:
             raise JobStateError(f"no job in {job_dir} (no {MANIFEST_NAME})") from None
         try:
-            manifest = cls.from_json(text)
+            # Decoded here, not by read_text: bytes that are not UTF-8 are a ValueError too.
+            manifest = cls.from_json(raw.decode("utf-8"))
         except (ValueError, TypeError) as exc:
+            why = (str(exc).splitlines() or [exc.__class__.__name__])[0][:120]
             raise JobStateError(
-                f"the job manifest {path} is unreadable ({exc.__class__.__name__}); "
+                f"the job manifest {path} is unreadable or was edited ({why}); "
                 "run the command again with --restart"
             ) from exc
         if manifest.version != FORMAT_VERSION:
             raise JobStateError(
                 f"the job in {job_dir} was made by another filmcolor version; use --restart"
+            )
+        problem = manifest.plan_problem()
+        if problem is not None:
+            raise JobStateError(
+                f"the job manifest {path} is damaged or was edited ({problem}); "
+                "run the command again with --restart"
             )
         return manifest
 
@@ -295,8 +381,11 @@ def job_lock(job_dir: StrPath) -> Iterator[None]:
                 f"the job in {job_dir} is in use by another filmcolor process (pid {owner}); "
                 "wait for it to finish or stop it first"
             ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        # The pid only names the holder in another process's refusal: a full disk must not
+        # stop the job here (its first manifest write then says "disk full" in one line).
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, str(os.getpid()).encode(), 0)
         yield
     finally:
         os.close(fd)  # closing the descriptor releases the lock

@@ -162,6 +162,51 @@ def describe_frames(indices: list[int], pts: list[int], time_base, most: int = 4
     return "frame" + ("s " if len(indices) > 1 else " ") + ", ".join(parts) + more
 
 
+GAP_FACTOR: int = 4
+"""A step between two frames this many times the usual one (and :data:`GAP_MIN_S` long) is a
+gap in the file, not a variable frame rate."""
+
+GAP_MIN_S: float = 0.5
+
+SHORT_MIN_S: float = 1.0
+"""A film that ends this much (and 5 %) before its header's duration was cut off."""
+
+
+def _missing_frames(info, pts: list[int]) -> list[str]:
+    """Frames the file lost without a trace: the end cut off, or a stretch missing in the middle.
+
+    A container that counts its frames (MP4, MOV) is taken at its word. Otherwise times are
+    compared, not counts: the header's duration may include sound or subtitles that outlast the
+    picture, and a variable-frame-rate film's nominal rate says nothing about its count.
+    """
+    if info.frame_count:
+        if len(pts) < info.frame_count:
+            return [(f"the film ends after {len(pts)} frames, and its header announces "
+                     f"{info.frame_count} (a truncated or cut-off file?)")]
+        return []
+    tb = info.time_base
+    if tb is None or len(pts) < 2 or any(p < 0 for p in pts):
+        return []
+    steps = sorted(b - a for a, b in itertools.pairwise(pts))
+    usual = steps[len(steps) // 2]
+    out = []
+    gaps = [
+        (i, b - a) for i, (a, b) in enumerate(itertools.pairwise(pts))
+        if b - a > GAP_FACTOR * usual and (b - a) * tb > GAP_MIN_S
+    ]
+    if gaps:
+        i, step = gaps[0]
+        more = f" and {len(gaps) - 1} more" if len(gaps) > 1 else ""
+        out.append(f"{float((step - usual) * tb):.2f} s of picture are missing after frame {i}"
+                   f"{more} (a damaged file?)")
+    if info.duration:
+        covered = float((pts[-1] - pts[0] + usual) * tb)
+        if info.duration - covered > max(SHORT_MIN_S, 0.05 * info.duration):
+            out.append(f"the film ends after {covered:.2f} s, and its header says it lasts "
+                       f"{info.duration:.2f} s (a truncated or cut-off file?)")
+    return out
+
+
 def check_damage(spec: JobSpec, pts: list[int], concealed: list[int]) -> None:
     """Say what the planning pass found wrong with the film, once: frames that could not be
     decoded (shown as the last good picture) and a film that ends before its header says.
@@ -177,23 +222,15 @@ def check_damage(spec: JobSpec, pts: list[int], concealed: list[int]) -> None:
             f"{len(concealed)} of {len(pts)} frames cannot be decoded ("
             f"{describe_frames(concealed, pts, info.time_base)})"
         )
-    announced = info.frame_count
-    if not announced and info.duration and info.frame_rate:
-        # Containers without a frame count (Matroska): the header's duration, with a margin for
-        # the rounding of durations in containers.
-        announced = int(info.duration * info.frame_rate) - 2
-    if announced and len(pts) < announced:
-        problems.append(
-            f"the film ends after {len(pts)} frames, and its header announces {announced} "
-            "(a truncated or cut-off file?)"
-        )
+    problems += _missing_frames(info, pts)
     if not problems:
         return
     message = f"'{spec.source.name}' is damaged: " + "; ".join(problems)
     if spec.config.strict:
         raise DecodeError(message + " (refused: --strict)")
-    logger.warning("%s: coloured anyway, each lost frame showing the last good one "
-                   "(--strict refuses such films)", message)
+    done = ("coloured anyway, each lost frame showing the last good one" if concealed
+            else "coloured what there is")
+    logger.warning("%s: %s (--strict refuses such films)", message, done)
 
 
 def plan_job(

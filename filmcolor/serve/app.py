@@ -20,6 +20,7 @@ is probed first), 400 for a bad setting, worded as the command line words it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import json
 import re
@@ -336,17 +337,19 @@ def create_app(studio: Studio, max_upload: int = 4 << 30, token: str | None = No
             ``filmcolor_token`` cookie that ``/?token=`` sets, or a ``token`` query parameter).
     """
     api = Api(studio, max_upload)
-    app = FastAPI(title="filmcolor studio", version=_version(),
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI):
+        studio.start()
+        try:
+            yield
+        finally:
+            # In a thread: stopping waits for the jobs' processes to stop cleanly.
+            await asyncio.to_thread(studio.stop)
+
+    app = FastAPI(title="filmcolor studio", version=_version(), lifespan=lifespan,
                   description="Colour black-and-white photos and films. See the README's "
                               "'Web studio'.")
-
-    @app.on_event("startup")
-    def _start() -> None:
-        studio.start()
-
-    @app.on_event("shutdown")
-    def _stop() -> None:
-        studio.stop()
 
     def authorised(request: Request) -> bool:
         if token is None:
