@@ -42,33 +42,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-import av
 import numpy as np
 
 from filmcolor.jobs import faults, folder
-from tests.media import make_clip
+from tests.media import Film, decode_film, make_clip
 
 PHASES = ("planning", "chunk", "done", "join", "remux")
-
-
-@dataclass
-class Film:
-    """A decoded film: rgb24 frames, their pts, and whether it has sound."""
-
-    frames: list[np.ndarray]
-    pts: list[int]
-    audio: bool
-
-
-def decode_film(path: Path) -> Film:
-    with av.open(str(path)) as c:
-        vs = c.streams.video[0]
-        audio = len(c.streams.audio) > 0
-        frames, pts = [], []
-        for f in c.decode(vs):
-            frames.append(f.to_ndarray(format="rgb24"))
-            pts.append(f.pts)
-    return Film(frames, pts, audio)
 
 
 @dataclass

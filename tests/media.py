@@ -386,3 +386,25 @@ def make_image(
     if not cv2.imwrite(str(path), img):
         raise RuntimeError(f"cv2 could not write {path}")
     return img
+
+
+@dataclass
+class Film:
+    """A decoded film as a viewer sees it: rgb24 frames, their pts, and whether it has sound
+    (what kill-and-resume checks compare with an uninterrupted run)."""
+
+    frames: list[np.ndarray]
+    pts: list[int]
+    audio: bool
+
+
+def decode_film(path: str | Path) -> Film:
+    """Every frame of ``path``'s first video stream as rgb24, with its pts."""
+    with av.open(str(path)) as c:
+        vs = c.streams.video[0]
+        audio = len(c.streams.audio) > 0
+        frames, pts = [], []
+        for f in c.decode(vs):
+            frames.append(f.to_ndarray(format="rgb24"))
+            pts.append(f.pts)
+    return Film(frames, pts, audio)

@@ -215,17 +215,21 @@ class Damage:
     exact: bool = True  # the report names exactly ``lost`` (else: some of them, at least one)
 
 
-def zeroed(s: Sources, dst: Path) -> Damage:
-    """(a) Three packets of the MP4 zeroed (payload bytes set to 0)."""
-    packets, _ = video_packets(s.mp4.path)
-    which = [40, 41, 42]
+def _zero_packets(src: Path, dst: Path, which: list[int]) -> Damage:
+    """Packets ``which`` (file order) of ``src``'s video zeroed (payload bytes set to 0)."""
+    packets, _ = video_packets(src)
 
     def change(data: bytearray) -> None:
         for i in which:
             p = packets[i]
             data[p.start : p.start + p.size] = bytes(p.size)
 
-    return Damage(rewrite(s.mp4.path, dst, change), "middle", display_index(packets, which))
+    return Damage(rewrite(src, dst, change), "middle", display_index(packets, which))
+
+
+def zeroed(s: Sources, dst: Path) -> Damage:
+    """(a) Three packets of the MP4 zeroed (payload bytes set to 0)."""
+    return _zero_packets(s.mp4.path, dst, [40, 41, 42])
 
 
 def flipped(s: Sources, dst: Path) -> Damage:
@@ -272,15 +276,7 @@ def cut_out(s: Sources, dst: Path) -> Damage:
 
 def zeroed_mkv(s: Sources, dst: Path) -> Damage:
     """(g) Three packets of the MKV zeroed (payload only; the block headers are intact)."""
-    packets, _ = video_packets(s.mkv.path)
-    which = [40, 41, 42]
-
-    def change(data: bytearray) -> None:
-        for i in which:
-            p = packets[i]
-            data[p.start : p.start + p.size] = bytes(p.size)
-
-    return Damage(rewrite(s.mkv.path, dst, change), "middle", display_index(packets, which))
+    return _zero_packets(s.mkv.path, dst, [40, 41, 42])
 
 
 def truncated_mkv(s: Sources, dst: Path) -> Damage:

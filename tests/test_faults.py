@@ -31,13 +31,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
 
 from filmcolor.jobs import faults, folder
 from filmcolor.jobs.manifest import LOCK_NAME, MANIFEST_NAME, JobManifest
-from tests.media import Clip, make_clip
+from tests.media import Clip, Film, decode_film, make_clip
 
 pytestmark = pytest.mark.slow
 
@@ -76,26 +75,6 @@ def one_error_line(r: subprocess.CompletedProcess[str]) -> str:
     assert len(lines) == 1, r.stderr
     assert lines[0].startswith("filmcolor: error: "), lines[0]
     return lines[0]
-
-
-@dataclass
-class Film:
-    """A decoded output: rgb24 frames, their pts, and whether it has sound."""
-
-    frames: list[np.ndarray]
-    pts: list[int]
-    audio: bool
-
-
-def decode_film(path: Path) -> Film:
-    with av.open(str(path)) as c:
-        vs = c.streams.video[0]
-        audio = len(c.streams.audio) > 0
-        frames, pts = [], []
-        for f in c.decode(vs):
-            frames.append(f.to_ndarray(format="rgb24"))
-            pts.append(f.pts)
-    return Film(frames, pts, audio)
 
 
 def hidden_files(where: Path) -> list[str]:
