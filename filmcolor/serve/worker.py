@@ -122,15 +122,17 @@ def write_still(task: dict) -> None:
             parts = [colour]
         else:
             parts = [_frame_at(src, task.get("start_s", 0.0) + middle), colour]
+    # One height for all parts, small enough that the row is at most STILL_WIDTH wide: each
+    # part is scaled once, straight to its size (a large scan is never concatenated at full size).
     h = min(p.shape[0] for p in parts)
-    parts = [cv2.resize(p, (round(p.shape[1] * h / p.shape[0]), h)) if p.shape[0] != h else p
-             for p in parts]
-    image = np.concatenate(parts, axis=1)
-    if image.shape[1] > STILL_WIDTH:
-        scale = STILL_WIDTH / image.shape[1]
-        image = cv2.resize(image, (STILL_WIDTH, max(1, round(image.shape[0] * scale))),
-                           interpolation=cv2.INTER_AREA)
-    write_image(still, image)
+    width = sum(p.shape[1] * h / p.shape[0] for p in parts)
+    h = max(1, round(h * min(1.0, STILL_WIDTH / width)))
+    parts = [
+        p if p.shape[0] == h else cv2.resize(
+            p, (max(1, round(p.shape[1] * h / p.shape[0])), h), interpolation=cv2.INTER_AREA)
+        for p in parts
+    ]
+    write_image(still, np.concatenate(parts, axis=1))
 
 
 def run_task(task: dict, report: _Reporter) -> None:
