@@ -598,7 +598,7 @@ def test_stop_lets_running_jobs_stop_cleanly(tmp_path: Path, long_clip: Clip) ->
         shutil.copy(long_clip.path, part)
         form = Form(fields={"model": ["tiny"]},
                     files=[FilePart("file", "film.mp4", part, part.stat().st_size)])
-        job = Api(studio, 1 << 30).accept(form)
+        job = Api(studio).accept(form)
         assert studio.submit(job) == 1
 
         def colouring() -> bool:

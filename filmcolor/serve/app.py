@@ -150,9 +150,8 @@ def _display_name(name: str) -> str:
 class Api:
     """Builds :class:`Studio` jobs out of forms (the HTTP-free part of ``POST /api/jobs``)."""
 
-    def __init__(self, studio: Studio, max_upload: int) -> None:
+    def __init__(self, studio: Studio) -> None:
         self.studio = studio
-        self.max_upload = max_upload
 
     def accept(self, form: Form) -> JobRecord:
         """Check a received form and move its files into place; the job, not yet queued.
@@ -170,6 +169,8 @@ class Api:
             raise
 
     def _accept(self, form: Form, moves: list[tuple[Path, Path]]) -> JobRecord:
+        # Each file moved into place is appended to ``moves``; accept() removes them all if
+        # this raises, so no refusal here needs to clean up after itself.
         from filmcolor.errors import FilmcolorError, SourceOpenError
         from filmcolor.io.probe import probe
 
@@ -196,7 +197,6 @@ class Api:
         try:
             info = probe(upload_path)
         except FilmcolorError as exc:
-            self._undo(moves)
             if isinstance(exc, SourceOpenError):
                 exc = SourceOpenError(f"'{name}' is not an image or a film filmcolor can read")
             raise UploadError(415, str(exc)) from None
@@ -204,7 +204,6 @@ class Api:
         side_by_side = _parse_bool(_field(form, "side_by_side") or "", "side_by_side")
         kind = "photo" if info.kind == "image" else ("preview" if start or end else "film")
         if info.kind == "image" and (start or end):
-            self._undo(moves)
             raise UploadError(400, "start and end (a preview) need a film, and this is a photo")
         preview = None
         if kind == "photo":
@@ -216,7 +215,6 @@ class Api:
             try:
                 chosen = choose_video_output(upload_path, info, None)
             except OutputError as exc:
-                self._undo(moves)
                 raise UploadError(415, str(exc)) from None
             result = data / "results" / f"{job_id}.colour{chosen.suffix}"
         else:
@@ -244,7 +242,6 @@ class Api:
             try:
                 parsed = json.loads(hints)
             except ValueError as exc:
-                self._undo(moves)
                 raise UploadError(400, f"hints: not valid JSON: {exc}") from None
             if isinstance(parsed, list):
                 parsed = {"hints": parsed}
@@ -259,7 +256,6 @@ class Api:
                     hints_path,
                 )
         except FilmcolorError as exc:
-            self._undo(moves, hints_path)
             message = str(exc)
             for ref, stored in zip(refs, ref_files, strict=True):
                 message = message.replace(str(data / stored["path"]), _display_name(ref.filename))
@@ -279,12 +275,9 @@ class Api:
         )
 
     @staticmethod
-    def _undo(moves: list[tuple[Path, Path]], *extra: Path | None) -> None:
+    def _undo(moves: list[tuple[Path, Path]]) -> None:
         for _, dst in moves:
             dst.unlink(missing_ok=True)
-        for p in extra:
-            if p is not None:
-                p.unlink(missing_ok=True)
 
 
 _UPLOAD_DOC = {
@@ -336,7 +329,7 @@ def create_app(studio: Studio, max_upload: int = 4 << 30, token: str | None = No
         token: when set, every request must carry it (``Authorization: Bearer``, the
             ``filmcolor_token`` cookie that ``/?token=`` sets, or a ``token`` query parameter).
     """
-    api = Api(studio, max_upload)
+    api = Api(studio)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -362,7 +355,7 @@ def create_app(studio: Studio, max_upload: int = 4 << 30, token: str | None = No
     @app.middleware("http")
     async def _auth(request: Request, call_next):
         if not authorised(request):
-            if request.url.path in ("/", "/index.html"):
+            if request.url.path == "/":
                 return HTMLResponse(
                     "<!doctype html><title>filmcolor studio</title><p>This studio needs its "
                     "token: open <code>/?token=...</code> with the token it was started with.",
@@ -380,23 +373,29 @@ def create_app(studio: Studio, max_upload: int = 4 << 30, token: str | None = No
             raise HTTPException(404, f"no job {job_id!r}")
         return job
 
-    async def refuse(request: Request, status: int, message: str, headers=None) -> JSONResponse:
+    async def drain(request: Request) -> None:
+        """Read a small refused body to its end, so the client is listening for the answer."""
         length = int(request.headers.get("content-length") or 0)
         if 0 < length <= _DRAIN_LIMIT:
-            async for _ in request.stream():  # read it, so the client is listening for the answer
+            async for _ in request.stream():
                 pass
-        return JSONResponse({"detail": message}, status_code=status, headers=headers)
 
-    def full(request: Request):
+    def queue_full() -> JSONResponse:
         wait = studio.retry_after()
-        return refuse(request, 429, f"the queue is full ({studio.queue_size} jobs waiting); "
-                      f"try again in {wait} s", {"Retry-After": str(wait)})
+        return JSONResponse({"detail": f"the queue is full ({studio.queue_size} jobs waiting); "
+                             f"try again in {wait} s"}, status_code=429,
+                            headers={"Retry-After": str(wait)})
+
+    def cannot_store(exc: OSError) -> JSONResponse:
+        return JSONResponse({"detail": f"the server cannot store the upload: "
+                             f"{exc.strerror or exc}"}, status_code=507)
 
     @app.post("/api/jobs", status_code=202, openapi_extra=_UPLOAD_DOC,
               summary="Upload a photo or film to colour")
     async def create_job(request: Request):
         if studio.store.count("queued") >= studio.queue_size:
-            return await full(request)
+            await drain(request)
+            return queue_full()
         length = request.headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > max_upload + (1 << 20):
             return JSONResponse({"detail": f"the upload is larger than this server accepts "
@@ -406,7 +405,8 @@ def create_app(studio: Studio, max_upload: int = 4 << 30, token: str | None = No
             receiver = FormReceiver(request.headers.get("content-type", ""),
                                     studio.data / "incoming", max_upload)
         except UploadError as exc:
-            return await refuse(request, exc.status, str(exc))
+            await drain(request)
+            return JSONResponse({"detail": str(exc)}, status_code=exc.status)
         try:
             async for chunk in request.stream():
                 receiver.write(chunk)
@@ -418,8 +418,7 @@ def create_app(studio: Studio, max_upload: int = 4 << 30, token: str | None = No
         except OSError as exc:  # e.g. the disk filled while a part was being closed
             receiver.close()
             receiver.form.discard()
-            return JSONResponse({"detail": f"the server cannot store the upload: "
-                                 f"{exc.strerror or exc}"}, status_code=507)
+            return cannot_store(exc)
         except BaseException:  # the client went away mid-upload: keep nothing of it
             receiver.close()
             receiver.form.discard()
@@ -431,15 +430,11 @@ def create_app(studio: Studio, max_upload: int = 4 << 30, token: str | None = No
             return JSONResponse({"detail": str(exc)}, status_code=exc.status)
         except OSError as exc:
             form.discard()
-            return JSONResponse({"detail": f"the server cannot store the upload: "
-                                 f"{exc.strerror or exc}"}, status_code=507)
+            return cannot_store(exc)
         position = await asyncio.to_thread(studio.submit, job)
         if position is None:  # filled up while this upload arrived
-            await asyncio.to_thread(studio._remove_files, job)
-            wait = studio.retry_after()
-            return JSONResponse({"detail": f"the queue is full ({studio.queue_size} jobs "
-                                 f"waiting); try again in {wait} s"}, status_code=429,
-                                headers={"Retry-After": str(wait)})
+            await asyncio.to_thread(studio.remove_files, job)
+            return queue_full()
         return JSONResponse({"id": job.id, "state": "queued", "position": position},
                             status_code=202, headers={"Location": f"/api/jobs/{job.id}"})
 

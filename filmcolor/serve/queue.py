@@ -363,7 +363,7 @@ class Studio:
                 except subprocess.TimeoutExpired:
                     proc.kill()
                     proc.wait()
-            self._remove_files(job)
+            self.remove_files(job)
         finally:
             with self._lock:
                 self._cancelling.discard(job_id)
@@ -371,7 +371,9 @@ class Studio:
             self._notify()
         return True
 
-    def _remove_files(self, job: JobRecord) -> None:
+    def remove_files(self, job: JobRecord) -> None:
+        """Delete every file of ``job`` in the data folder (upload, guidance, result, still,
+        log, job folder, a killed run's temporaries)."""
         paths = [self.path(job.upload), self.path(job.result), self.still_path(job.id),
                  self.data / "logs" / f"{job.id}.log"]
         for ref in job.settings.get("reference_files", []):

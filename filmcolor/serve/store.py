@@ -12,12 +12,13 @@ per thread (SQLite connections are not shared across threads); writes are short 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 STATES: tuple[str, ...] = ("queued", "running", "done", "failed", "cancelled")
@@ -126,25 +127,18 @@ class JobStore:
             self._local.db = db
         return db
 
-    class _Tx:
-        def __init__(self, store: JobStore) -> None:
-            self.store = store
-
-        def __enter__(self) -> sqlite3.Connection:
-            self.store._write_lock.acquire()
-            db = self.store._db()
+    @contextlib.contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction (BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on an error)."""
+        with self._write_lock:
+            db = self._db()
             db.execute("BEGIN IMMEDIATE")
-            return db
-
-        def __exit__(self, exc_type, exc, tb) -> None:
-            db = self.store._db()
             try:
-                db.execute("ROLLBACK" if exc_type else "COMMIT")
-            finally:
-                self.store._write_lock.release()
-
-    def _tx(self) -> JobStore._Tx:
-        return JobStore._Tx(self)
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
 
     # -- writes ---------------------------------------------------------------------------------
     def add(self, job: JobRecord, max_queued: int | None = None) -> int | None:
@@ -237,11 +231,3 @@ class JobStore:
             "ORDER BY finished DESC LIMIT ?", (limit,)
         ).fetchall()
         return [r[0] for r in rows if r[0] is not None]
-
-    def __iter__(self) -> Iterator[JobRecord]:
-        return iter(self.all())
-
-
-def record_dict(job: JobRecord) -> dict:
-    """``job`` as plain data (JSON-ready)."""
-    return asdict(job)
