@@ -378,12 +378,18 @@ def eval_clips(colorizer: Colorizer, files: list[Path], max_frames: int, short: 
             bins.temperature.fill_(default_temp)
         per_clip[p.name] = scores
         logger.info("clip %d/%d %s", n + 1, len(files), p.name)
-    res: dict = {"n": len(per_clip), "max_frames": max_frames, "short_side": short, "grey_input": grey,
-                 "default_vividness": default_gain,
-                 "variants": variants, "per_clip": per_clip}
+    return aggregate_clips(per_clip, variants, max_frames=max_frames, short_side=short, grey_input=grey,
+                           default_vividness=default_gain)
+
+
+def aggregate_clips(per_clip: dict[str, dict[str, dict]], variants: dict[str, dict], **info) -> dict:
+    """The overall figures of per-clip scores (``per_clip[clip][variant][metric]``): each metric's
+    mean over the clips, and each variant's ratios against grey and the truth."""
+    res: dict = {"n": len(per_clip), **info, "variants": variants, "per_clip": per_clip}
     for name in ["truth", "grey", *variants]:
         keys = [*CLIP_METRICS, *(("ms_temporal", "ms_merge") if name in variants else ())]
         res[name] = {m: float(np.nanmean([c[name][m] for c in per_clip.values()])) for m in keys}
+
     def ratio(a: float, b: float) -> float:
         # A clean synthetic clip has no flicker at all: its ratio is undefined, not a crash.
         return a / b if b > 0 else float("nan")

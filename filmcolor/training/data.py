@@ -105,15 +105,17 @@ def sample_batch(
     crop: int,
     gen: np.random.Generator,
     scale: tuple[float, float] = (0.35, 1.0),
+    weights: np.ndarray | None = None,
 ) -> torch.Tensor:
     """A batch of random crops ``(N, 3, crop, crop)`` float in [0, 1] (random scale and flips).
 
     Each crop is a square covering a uniform fraction in ``scale`` of the image's short side,
-    resized to ``crop``.
+    resized to ``crop``. ``weights``: each image's probability of being drawn (default uniform).
     """
     out = np.empty((batch_size, crop, crop, 3), dtype=np.uint8)
     for j in range(batch_size):
-        img = images[int(gen.integers(len(images)))]
+        pick = gen.integers(len(images)) if weights is None else gen.choice(len(images), p=weights)
+        img = images[int(pick)]
         h, w = img.shape[:2]
         side = int(min(h, w) * gen.uniform(scale[0], scale[1]))
         side = max(side, min(crop // 2, min(h, w)))

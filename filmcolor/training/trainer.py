@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from filmcolor.color.space import luma_to_lightness, rgb_to_lab
 from filmcolor.models.effunet import EffUNet
 from filmcolor.training.augment import film_grey
-from filmcolor.training.data import build_cache, sample_batch
+from filmcolor.training.data import VIDEO_EXTS, build_cache, sample_batch
 from filmcolor.training.loss import (
     colorization_loss,
     estimate_prior,
@@ -58,6 +58,14 @@ class TrainConfig:
     rebalance_alpha: float = 0.5
     reg_weight: float = 0.5
     aug_strength: float = 1.0
+    # Frames of colour clips under `sources`: one every `clip_every_s` seconds, at most
+    # `clip_limit` per clip. `clip_share` is the fraction of each batch drawn from them (0: the
+    # frames are drawn like photos, in proportion to their number). Photos are not footage:
+    # footage is muted, white-balanced and compressed, and a few hundred frames among thousands
+    # of photos would hardly be seen.
+    clip_every_s: float = 2.0
+    clip_limit: int = 12
+    clip_share: float = 0.0
     checkpoint_every: int = 100
     # Exponential moving average of the weights (0: off). With small noisy batches the average
     # generalises better than the last iterate; export writes the average when it is on.
@@ -122,12 +130,29 @@ class Trainer:
                 self.run_dir / "cache.pkl",
                 cache_size=self.cfg.cache_size,
                 holdout_every=self.cfg.holdout_every,
+                clip_every_s=self.cfg.clip_every_s,
+                clip_limit=self.cfg.clip_limit,
             )
         if not data["train"]:
             raise ValueError("no training images found in the sources")
         self.data = data
         if self.cfg.loss == "classification" and self.class_weights is None:
             self.class_weights = self._class_weights()
+
+    def _draw_weights(self) -> np.ndarray | None:
+        """Per-image draw probabilities giving clip frames ``clip_share`` of each batch (None:
+        uniform, as a run without clips or without a share draws)."""
+        share = self.cfg.clip_share
+        if share <= 0 or self.data is None:
+            return None
+        if getattr(self, "_weights", None) is not None:
+            return self._weights
+        is_clip = np.array([Path(n).suffix.lower() in VIDEO_EXTS for n in self.data["train_names"]])
+        n_clip = int(is_clip.sum())
+        if n_clip == 0 or n_clip == len(is_clip):
+            return None
+        self._weights = np.where(is_clip, share / n_clip, (1 - share) / (len(is_clip) - n_clip))
+        return self._weights
 
     def _class_weights(self) -> torch.Tensor:
         gen = np.random.default_rng(self.cfg.seed + 999)
@@ -179,7 +204,8 @@ class Trainer:
             self.ema = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
         np_gen = np.random.default_rng([cfg.seed, self.step])
         t_gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + self.step)
-        rgb = sample_batch(self.data["train"], cfg.batch_size, cfg.crop, np_gen, tuple(cfg.crop_scale))
+        rgb = sample_batch(self.data["train"], cfg.batch_size, cfg.crop, np_gen, tuple(cfg.crop_scale),
+                           weights=self._draw_weights())
         lightness, ab = make_batch(rgb, t_gen, cfg.aug_strength)
         f = lr_factor(self.step, cfg)
         for g in self.opt.param_groups:
