@@ -67,7 +67,7 @@ def score(folds: list[tuple[Path, Path]], baseline: Path | None, frames: int) ->
     per_clip: dict[str, dict] = {}
     runs = [("cross-validated", d, w) for d, w in folds]
     if baseline is not None:
-        runs = [("baseline", d, baseline) for d, _ in folds] + runs
+        runs += [("baseline", d, baseline) for d, _ in folds]
     for name, clip_dir, weights in runs:
         colorizer = Colorizer(create_model(weights=weights), "auto", 8, 256)
         files = sorted(p for p in clip_dir.iterdir() if p.suffix.lower() in evaluate.VIDEO_EXTS)
