@@ -407,6 +407,21 @@ def aggregate_clips(per_clip: dict[str, dict[str, dict]], variants: dict[str, di
     return res
 
 
+def clip_files(folder: Path) -> list[Path]:
+    """The video files directly in ``folder``, sorted by name."""
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in VIDEO_EXTS)
+
+
+def write_clip_report(res: dict, out: Path) -> str:
+    """Write ``metrics.json`` and ``metrics.md`` (the clip tables) of ``res`` into ``out``;
+    returns the tables."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "metrics.json").write_text(json.dumps(res, indent=2))
+    table = "\n".join(clip_markdown(res))
+    (out / "metrics.md").write_text(table + "\n")
+    return table
+
+
 def clip_markdown(cl: dict) -> list[str]:
     """The clip tables: overall per variant, then per clip for the last variant."""
     lines = [
@@ -565,7 +580,7 @@ def main(argv: list[str] | None = None) -> int:
         res["photos"] = eval_photos(colorizer, files, args.sheet, args.out, tuple(args.guide or ["none"]),
                                     args.hint_spread)
     if not args.no_clips and args.clips.is_dir():
-        files = sorted(p for p in args.clips.iterdir() if p.suffix.lower() in VIDEO_EXTS)
+        files = clip_files(args.clips)
         if args.limit:
             files = files[: args.limit]
         res["clips"] = eval_clips(colorizer, files, args.clip_frames, args.clip_short,

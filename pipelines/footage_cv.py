@@ -23,7 +23,6 @@ clip at all, scored on the same frames) as a row of its own.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from pathlib import Path
@@ -44,7 +43,7 @@ def source_of(name: str) -> str:
 def make_folds(clips: Path, held: list[str], out: Path) -> dict[str, list[str]]:
     """Link the clips into ``out/<held source>`` (the held sources together, named by the first)
     and ``out/other`` (every other source). Links, not copies: the clips stay where they are."""
-    files = sorted(p for p in clips.iterdir() if p.suffix.lower() in evaluate.VIDEO_EXTS)
+    files = evaluate.clip_files(clips)
     folds: dict[str, list[str]] = {held[0].split("-")[0]: [], "other": []}
     names = list(folds)
     for p in files:
@@ -70,7 +69,7 @@ def score(folds: list[tuple[Path, Path]], baseline: Path | None, frames: int) ->
         runs += [("baseline", d, baseline) for d, _ in folds]
     for name, clip_dir, weights in runs:
         colorizer = Colorizer(create_model(weights=weights), "auto", 8, 256)
-        files = sorted(p for p in clip_dir.iterdir() if p.suffix.lower() in evaluate.VIDEO_EXTS)
+        files = evaluate.clip_files(clip_dir)
         res = evaluate.eval_clips(colorizer, files, frames, 240, {name: base})
         for clip, scores in res["per_clip"].items():
             per_clip.setdefault(clip, {}).update(scores)
@@ -111,11 +110,7 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(f"--fold {spec}: want CLIP_DIR=WEIGHTS, both existing")
         pairs.append((Path(d), Path(w)))
     res = score(pairs, args.baseline, args.frames)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "metrics.json").write_text(json.dumps(res, indent=2))
-    table = "\n".join(evaluate.clip_markdown(res))
-    (args.out / "metrics.md").write_text(table + "\n")
-    print(table)
+    print(evaluate.write_clip_report(res, args.out))
     return 0
 
 

@@ -20,7 +20,6 @@ values; and the shipped defaults (``default``).
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from pathlib import Path
@@ -57,13 +56,9 @@ def main(argv: list[str] | None = None) -> int:
     from filmcolor.models import create_model
 
     colorizer = Colorizer(create_model(), "auto", 8, 256)
-    files = sorted(p for p in args.clips.iterdir() if p.suffix.lower() in evaluate.VIDEO_EXTS)
+    files = evaluate.clip_files(args.clips)
     res = evaluate.eval_clips(colorizer, files, args.frames, 240, variants)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "metrics.json").write_text(json.dumps(res, indent=2))
-    table = "\n".join(evaluate.clip_markdown(res))
-    (args.out / "metrics.md").write_text(table + "\n")
-    print(table)
+    print(evaluate.write_clip_report(res, args.out))
     return 0
 
 
