@@ -7,7 +7,7 @@ uploader) into two folds, and each fold is scored by a model fine-tuned with the
 frames. Every clip is then scored by a model that has seen neither it nor anything filmed with it;
 the figures estimate what the shipped model (trained on every clip) does on footage it never saw.
 
-    python pipelines/footage_cv.py folds                      # runs/cv/intel-sample-videos, runs/cv/other
+    python pipelines/footage_cv.py folds                      # runs/cv/intel, runs/cv/other
     python pipelines/train.py pipelines/train_footage.toml --set run_dir='"runs/cv_train_intel"' \\
         sources='["../shared/data/photos/train","../shared/data/photos/train_people","runs/cv/intel"]'
     (the same for "other"; export each with --export runs/cv_train_FOLD.pt)

@@ -200,7 +200,7 @@ def test_clip_share_sets_the_fraction_of_clip_frames_drawn(tmp_path):
     # 2 clip frames among 40 photos: drawn uniformly they would be 5 % of the crops; with
     # clip_share 0.5 they are half. Photos are black, clip frames white, so a crop's mean says
     # which it came from.
-    from filmcolor.training.data import sample_batch
+    from filmcolor.training.data import clip_draw_weights, sample_batch
 
     photos = [np.zeros((64, 64, 3), np.uint8) for _ in range(40)]
     frames = [np.full((64, 64, 3), 255, np.uint8) for _ in range(2)]
@@ -208,7 +208,7 @@ def test_clip_share_sets_the_fraction_of_clip_frames_drawn(tmp_path):
             "train_names": [f"p{i}.jpg" for i in range(40)] + ["a.mp4", "b.mkv"]}
     t = Trainer(TrainConfig(run_dir=str(tmp_path), clip_share=0.5), create_model("filmcolor-lite0", pretrained=False))
     t.load_data(data)
-    w = t._draw_weights()
+    w = t.draw_weights
     assert w is not None and w.sum() == pytest.approx(1.0)
     assert w[-2:].sum() == pytest.approx(0.5)
     crops = sample_batch(data["train"], 2000, 8, np.random.default_rng(0), weights=w)
@@ -217,5 +217,5 @@ def test_clip_share_sets_the_fraction_of_clip_frames_drawn(tmp_path):
     uniform = sample_batch(data["train"], 2000, 8, np.random.default_rng(0))
     assert float((uniform.mean((1, 2, 3)) > 0.5).float().mean()) < 0.1
     # No share, or no clip frames: uniform draws (weights None), as every earlier run drew.
-    t.cfg.clip_share, t._weights = 0.0, None
-    assert t._draw_weights() is None
+    assert clip_draw_weights(data["train_names"], 0.0) is None
+    assert clip_draw_weights(data["train_names"][:40], 0.5) is None

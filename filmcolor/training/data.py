@@ -99,6 +99,19 @@ def build_cache(
     return out
 
 
+def clip_draw_weights(names: list[str], share: float) -> np.ndarray | None:
+    """Draw probabilities for the cached images called ``names`` that give clip frames
+    ``share`` of each batch; None (uniform draws, as every run without a share) when ``share``
+    is 0 or the images are all photos or all frames."""
+    if share <= 0:
+        return None
+    is_clip = np.array([Path(n).suffix.lower() in VIDEO_EXTS for n in names], dtype=bool)
+    n_clip = int(is_clip.sum())
+    if n_clip == 0 or n_clip == len(is_clip):
+        return None
+    return np.where(is_clip, share / n_clip, (1 - share) / (len(is_clip) - n_clip))
+
+
 def sample_batch(
     images: list[np.ndarray],
     batch_size: int,

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from filmcolor.color.space import luma_to_lightness, rgb_to_lab
 from filmcolor.models.effunet import EffUNet
 from filmcolor.training.augment import film_grey
-from filmcolor.training.data import VIDEO_EXTS, build_cache, sample_batch
+from filmcolor.training.data import build_cache, clip_draw_weights, sample_batch
 from filmcolor.training.loss import (
     colorization_loss,
     estimate_prior,
@@ -117,6 +117,8 @@ class Trainer:
         self.step = 0
         self.class_weights: torch.Tensor | None = None
         self.data: dict[str, list] | None = None
+        # Each training image's probability of being drawn (None: uniform); set by load_data.
+        self.draw_weights: np.ndarray | None = None
         # The weight average; started at the first step, so from the weights the run begins with
         # (fine-tuned, resumed from a checkpoint without one, or fresh).
         self.ema: dict[str, torch.Tensor] | None = None
@@ -136,23 +138,9 @@ class Trainer:
         if not data["train"]:
             raise ValueError("no training images found in the sources")
         self.data = data
+        self.draw_weights = clip_draw_weights(data["train_names"], self.cfg.clip_share)
         if self.cfg.loss == "classification" and self.class_weights is None:
             self.class_weights = self._class_weights()
-
-    def _draw_weights(self) -> np.ndarray | None:
-        """Per-image draw probabilities giving clip frames ``clip_share`` of each batch (None:
-        uniform, as a run without clips or without a share draws)."""
-        share = self.cfg.clip_share
-        if share <= 0 or self.data is None:
-            return None
-        if getattr(self, "_weights", None) is not None:
-            return self._weights
-        is_clip = np.array([Path(n).suffix.lower() in VIDEO_EXTS for n in self.data["train_names"]])
-        n_clip = int(is_clip.sum())
-        if n_clip == 0 or n_clip == len(is_clip):
-            return None
-        self._weights = np.where(is_clip, share / n_clip, (1 - share) / (len(is_clip) - n_clip))
-        return self._weights
 
     def _class_weights(self) -> torch.Tensor:
         gen = np.random.default_rng(self.cfg.seed + 999)
@@ -205,7 +193,7 @@ class Trainer:
         np_gen = np.random.default_rng([cfg.seed, self.step])
         t_gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + self.step)
         rgb = sample_batch(self.data["train"], cfg.batch_size, cfg.crop, np_gen, tuple(cfg.crop_scale),
-                           weights=self._draw_weights())
+                           weights=self.draw_weights)
         lightness, ab = make_batch(rgb, t_gen, cfg.aug_strength)
         f = lr_factor(self.step, cfg)
         for g in self.opt.param_groups:
