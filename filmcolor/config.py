@@ -140,6 +140,8 @@ class RunConfig:
         batch_size: frames per forward pass, 1..1024.
         render_size: short side the model sees, 32..2048 (None = the model's default).
         vividness: chroma gain 0..4 (None = the model's default; 1 = the colours as predicted).
+        fade_unsure: fade of the colour the model is unsure of, 0..64 (None = the model's
+            default for the input kind: films fade, photos do not; 0 = no fade).
         smoothing: temporal chroma smoothing strength 0..1 (0 = off).
         temporal: ``flow`` (window + flow-guided colour hold, the default) or ``window``.
         upsample: chroma upsampling, ``bilateral`` (edge-aware, the default) or ``bilinear``.
@@ -184,6 +186,11 @@ class RunConfig:
         "(boosted only where the model is sure of the hue); below 1 paler. "
         "Default: the model's own.",
         flag="--vividness", type=float, lo=0.0, hi=4.0, sweep=True))
+    fade_unsure: float | None = field(default=None, metadata=setting(
+        "How much colour fades where the model is unsure of the hue: 0 = none; larger = only "
+        "colour it is sure of stays. Default: the model's own for films (8 for "
+        "filmcolor-lite0), none for photos.",
+        flag="--fade-unsure", type=float, lo=0.0, hi=64.0))
     # 0.5 is also filmcolor.temporal.smoothing.DEFAULT_STRENGTH (kept equal by a test).
     smoothing: float = field(default=0.5, metadata=setting(
         "Temporal colour smoothing strength (never crosses a scene cut).",
@@ -248,7 +255,7 @@ class RunConfig:
 
     def pixel_settings(self) -> dict:
         """The settings that change output pixels (for job manifests and previews)."""
-        keep = ("model", "render_size", "vividness", "smoothing", "temporal", "upsample",
+        keep = ("model", "render_size", "vividness", "fade_unsure", "smoothing", "temporal", "upsample",
                 "scene_detect", "codec", "crf", "preset")
         return {f.name: getattr(self, f.name) for f in fields(self) if f.name in keep}
 

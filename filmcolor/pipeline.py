@@ -29,7 +29,8 @@ def build_colorizer(cfg: RunConfig, footage: bool = True):  # -> Colorizer (lazy
 
     Args:
         cfg: the run settings.
-        footage: colouring a film (its default vividness; see :class:`Colorizer`), not stills.
+        footage: colouring a film (its default vividness and fade; see :class:`Colorizer`),
+            not stills.
     """
     from filmcolor.infer.colorize import Colorizer
     from filmcolor.models import create_model
@@ -37,7 +38,7 @@ def build_colorizer(cfg: RunConfig, footage: bool = True):  # -> Colorizer (lazy
 
     model = create_model(cfg.model or DEFAULT_MODEL, weights=cfg.weights)
     return Colorizer(model, cfg.device, cfg.batch_size, cfg.render_size, vividness=cfg.vividness,
-                     footage=footage)
+                     footage=footage, fade=cfg.fade_unsure)
 
 
 def load_guidance(cfg: RunConfig):  # -> GuidanceSpec

@@ -10,7 +10,8 @@ the sign). Two questions:
    photo gain: if it is there at the plain mean, the network's own colour distribution puts it
    there, not the annealing or the certainty-weighted gain.
 2. What removes it: its redness over the frames, as predicted, after the 9-frame window, and
-   after the window plus the flow-guided hold, at the photo vividness and the footage default.
+   after the window plus the flow-guided hold, with the photo decoding and the film default
+   (vividness and fade).
 
     python pipelines/blob_study.py
     python pipelines/blob_study.py --clip FILM --frames 112-176 --box 172,202,334,364
@@ -68,9 +69,11 @@ def main(argv: list[str] | None = None) -> int:
     bins = col.model.bins
     photo_gain, temperature = float(bins.chroma_gain), float(bins.temperature)
     footage_gain = float(col.cfg.extra.get("footage_vividness", photo_gain))
+    footage_fade = float(col.cfg.extra.get("footage_fade", 0.0))
 
-    def run(gain: float, temp: float) -> list[Frame]:
+    def run(gain: float, temp: float, fade: float = 0.0) -> list[Frame]:
         col.set_vividness(gain)
+        col.set_fade(fade)
         bins.temperature.fill_(temp)
         fresh = [Frame(index=f.index, luma=f.luma, scene_start=f.scene_start) for f in frames]
         return list(col(iter(fresh)))
@@ -86,14 +89,15 @@ def main(argv: list[str] | None = None) -> int:
                                photo_gain, temperature)):
         print(f"   {label:<34} {redness(run(gain, temp)[peak].ab, shape, box):5.1f}")
     print("2. redness over the frames (mean, max):")
-    for gain in (photo_gain, footage_gain):
-        raw = run(gain, temperature)
+    for label, gain, fade in (("photo", photo_gain, 0.0), ("film", footage_gain, footage_fade)):
+        raw = run(gain, temperature, fade)
         for method in ("none", "window", "flow"):
             copies = [Frame(index=f.index, luma=f.luma, scene_start=f.scene_start, ab=f.ab.copy())
                       for f in raw]
             out = copies if method == "none" else list(build_temporal(0.5, method)(iter(copies)))
             r = np.array([redness(f.ab, shape, box) for f in out[a:b]])
-            print(f"   vividness {gain:g}, temporal {method:<6}  {r.mean():5.1f} {r.max():5.1f}")
+            print(f"   {label} decoding (vividness {gain:g}, fade {fade:g}), temporal {method:<6}"
+                  f"  {r.mean():5.1f} {r.max():5.1f}")
     return 0
 
 

@@ -5,7 +5,8 @@
 The network outputs a distribution over a/b bins; the annealed mean (softmax at temperature T,
 then the expectation) turns it into a colour. Where the model is unsure of the hue, the mean of
 opposite hues is pale, so the output's colourfulness falls below the truth's. This script sweeps
-the decoding settings stored in a weights file (temperature, chroma gain) on photos that training
+the decoding settings stored in a weights file (temperature, chroma gain), and the fade of unsure
+colour that films use (``--fades``; photos use none), on photos that training
 never saw -- by default the training sets' hold-out files (one in 40), *not* the dev set, so that
 the chosen setting is not tuned on the numbers we report -- and prints CIEDE2000 (ratio to the grey
 baseline) and colourfulness (ratio to the truth) for each.
@@ -40,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--temperatures", default="0.65")
     ap.add_argument("--gains", default="1.0,1.15,1.3,1.45")
     ap.add_argument("--powers", default="1", help="exponents of the hue-certainty weight (0 = flat gain)")
+    ap.add_argument("--fades", default="0", help="fade powers of unsure colour (0 = none, the photo default)")
     ap.add_argument("--render-size", type=int, default=256)
     ap.add_argument("--out", type=Path, default=ROOT / "runs/decode_study")
     args = ap.parse_args(argv)
@@ -54,19 +56,20 @@ def main(argv: list[str] | None = None) -> int:
     colorizer = Colorizer(model, "cpu", 8, args.render_size)
     args.out.mkdir(parents=True, exist_ok=True)
     print(f"{len(files)} photos; render size {args.render_size}")
-    print("| temperature | chroma gain | certainty power | CIEDE2000 (x grey) | colourfulness (x truth) | PSNR over grey |")
-    print("|---|---|---|---|---|---|")
+    print("| temperature | chroma gain | certainty power | fade | CIEDE2000 (x grey) | colourfulness (x truth) | PSNR over grey |")
+    print("|---|---|---|---|---|---|---|")
     floats = lambda text: [float(v) for v in text.split(",")]
     powers = floats(args.powers)
-    for t, g, k in itertools.product(floats(args.temperatures), floats(args.gains), powers):
+    for t, g, k, q in itertools.product(floats(args.temperatures), floats(args.gains), powers, floats(args.fades)):
         if g == 1.0 and k != powers[0]:
             continue  # without a gain the power changes nothing
         model.bins.temperature.fill_(t)
         model.bins.chroma_gain.fill_(g)
         model.bins.gain_power.fill_(k)
+        colorizer.set_fade(q)
         r = eval_photos(colorizer, files, 0, args.out)
         print(
-            f"| {t:.2f} | {g:.2f} | {k:g} | {r['ours']['ciede2000']:.2f} ({r['ciede2000_ratio_vs_grey']:.3f}x) "
+            f"| {t:.2f} | {g:.2f} | {k:g} | {q:g} | {r['ours']['ciede2000']:.2f} ({r['ciede2000_ratio_vs_grey']:.3f}x) "
             f"| {r['ours']['colorfulness']:.1f} ({r['ours']['colorfulness_ratio']:.2f}x) "
             f"| {r['psnr_gain_vs_grey']:+.2f} dB |",
             flush=True,

@@ -273,7 +273,7 @@ def clip_variants(args: argparse.Namespace) -> dict[str, dict]:
     from filmcolor.infer.upsample import DEFAULT_UPSAMPLER
     from filmcolor.temporal.chain import DEFAULT_TEMPORAL
 
-    base = {"vividness": None, "temperature": None, "smoothing": args.smoothing, "temporal": DEFAULT_TEMPORAL,
+    base = {"vividness": None, "fade": None, "temperature": None, "smoothing": args.smoothing, "temporal": DEFAULT_TEMPORAL,
             "upsample": DEFAULT_UPSAMPLER, "keep": None, "hold_sigma": None, "period": None, "chroma_tol": None,
             "guide": "none"}
     if not args.variant:
@@ -312,7 +312,12 @@ def clip_guide(frames: list[Frame], truths: list[np.ndarray], colorizer: Coloriz
 
 def footage_vividness(colorizer: Colorizer) -> float:
     """The vividness a film run uses by default with this model (see ``Colorizer(footage=)``)."""
-    return float(colorizer.cfg.extra.get("footage_vividness", colorizer.vividness))
+    return float(colorizer.cfg.extra.get("footage_vividness", colorizer.model_vividness or 1.0))
+
+
+def footage_fade(colorizer: Colorizer) -> float:
+    """The fade of unsure colour a film run uses by default with this model (0: none)."""
+    return float(colorizer.cfg.extra.get("footage_fade", 0.0))
 
 
 def eval_clips(colorizer: Colorizer, files: list[Path], max_frames: int, short: int,
@@ -322,15 +327,16 @@ def eval_clips(colorizer: Colorizer, files: list[Path], max_frames: int, short: 
     upsampling on copies of the model's a/b; score truth, grey and each variant per clip.
 
     A variant without a vividness uses ``default_gain`` (default: the model's footage default,
-    as ``filmcolor film.mp4`` does)."""
+    as ``filmcolor film.mp4`` does); one without a fade, the model's footage fade."""
     from filmcolor.temporal.chain import build_temporal
     from filmcolor.temporal.hold import ColourHold
     from filmcolor.temporal.scenecut import SceneCutDetector
 
     per_clip: dict[str, dict[str, dict]] = {}
-    photo_gain = colorizer.vividness
+    photo_gain, photo_fade = colorizer.vividness, colorizer.fade
     if default_gain is None:
         default_gain = footage_vividness(colorizer)
+    default_fade = footage_fade(colorizer)
     bins = getattr(colorizer.model, "bins", None)
     default_temp = float(bins.temperature) if bins is not None else None
     for n, p in enumerate(files):
@@ -345,9 +351,11 @@ def eval_clips(colorizer: Colorizer, files: list[Path], max_frames: int, short: 
         for name, v in variants.items():
             gain = default_gain if v["vividness"] is None else v["vividness"]
             temp = default_temp if v["temperature"] is None else v["temperature"]
-            key = (gain, temp, v["guide"])
+            fade = default_fade if v["fade"] is None else v["fade"]
+            key = (gain, fade, temp, v["guide"])
             if key not in raw:
                 colorizer.set_vividness(gain)
+                colorizer.set_fade(fade)
                 if bins is not None:
                     bins.temperature.fill_(temp)
                 stream = [Frame(index=f.index, luma=f.luma, pts=f.pts, time_base=f.time_base) for f, _ in frames]
@@ -374,12 +382,13 @@ def eval_clips(colorizer: Colorizer, files: list[Path], max_frames: int, short: 
             scores[name]["ms_temporal"] = 1000 * (t1 - t0) / len(done)
             scores[name]["ms_merge"] = 1000 * (t2 - t1) / len(done)
         colorizer.set_vividness(photo_gain)
+        colorizer.set_fade(photo_fade)
         if bins is not None:
             bins.temperature.fill_(default_temp)
         per_clip[p.name] = scores
         logger.info("clip %d/%d %s", n + 1, len(files), p.name)
     return aggregate_clips(per_clip, variants, max_frames=max_frames, short_side=short, grey_input=grey,
-                           default_vividness=default_gain)
+                           default_vividness=default_gain, default_fade=default_fade)
 
 
 def aggregate_clips(per_clip: dict[str, dict[str, dict]], variants: dict[str, dict], **info) -> dict:
@@ -462,7 +471,7 @@ def bw_sheet(colorizer: Colorizer, files: list[Path], path: Path, per_clip: int 
     from filmcolor.temporal.chain import build_temporal
     from filmcolor.temporal.scenecut import SceneCutDetector
 
-    photo_gain = colorizer.vividness
+    photo_gain, photo_fade = colorizer.vividness, colorizer.fade
     rows = []
     for p in files:
         if p.suffix.lower() in IMAGE_EXTS:
@@ -480,13 +489,16 @@ def bw_sheet(colorizer: Colorizer, files: list[Path], path: Path, per_clip: int 
                 frames.append(Frame(index=i, luma=vf.to_ndarray(format="gray").astype(np.float32) / 255.0))
                 if i >= max(picks):
                     break
-        # A film as `filmcolor film.mp4` colours it: footage vividness, default temporal stages.
+        # A film as `filmcolor film.mp4` colours it: footage vividness and fade, default
+        # temporal stages.
         colorizer.set_vividness(footage_vividness(colorizer))
+        colorizer.set_fade(footage_fade(colorizer))
         stream = build_temporal(0.5)(colorizer(SceneCutDetector().annotate(iter(frames))))
         for f in stream:
             if f.index in picks:
                 rows.append(np.concatenate([grey_rgb(f.luma), video_rgb(f, "bilateral")], axis=1))
         colorizer.set_vividness(photo_gain)
+        colorizer.set_fade(photo_fade)
     if rows:
         write_sheet(rows, path, width=2 * 384)
 

@@ -12,9 +12,10 @@ colourfulness, and the milliseconds per frame of the temporal stages and of the 
     python pipelines/footage_study.py                          # all of ../shared/data/clips/colour
     python pipelines/footage_study.py --clips DIR --frames 60 --out runs/footage
 
-The variants: filmcolor 0.1 (9-frame window, bilinear upsampling, vividness 1.5); the new
-temporal and upsampling defaults at the photo vividness and at several footage vividness
-values; and the shipped defaults (``default``).
+The variants: filmcolor 0.1 (9-frame window, bilinear upsampling, vividness 1.5); the
+temporal and upsampling defaults at the photo decoding; the film decoding before the fade (a
+uniform vividness of 0.7, and 0.5); the shipped defaults (``default``: vividness 1.5, fade 8);
+and stronger fades of unsure colour (12, 16).
 """
 
 from __future__ import annotations
@@ -30,10 +31,13 @@ sys.path.insert(0, str(ROOT / "pipelines"))
 import evaluate
 
 VARIANTS: tuple[str, ...] = (
-    "v0.1:temporal=window,upsample=bilinear,vividness=1.5",
-    "flow_v1.5:vividness=1.5",
-    "flow_v0.5:vividness=0.5",
+    "v0.1:temporal=window,upsample=bilinear,vividness=1.5,fade=0",
+    "flow_v1.5:vividness=1.5,fade=0",
+    "uniform0.7:vividness=0.7,fade=0",
+    "uniform0.5:vividness=0.5,fade=0",
     "default",
+    "fade12:fade=12",
+    "fade16:fade=16",
 )
 """The study's rows (``evaluate.py --variant`` syntax); ``default`` is what a film run does."""
 

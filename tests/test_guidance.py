@@ -342,10 +342,10 @@ def test_one_pass_decoding_equals_the_blend_of_two(lite0) -> None:
     torch.manual_seed(1)
     logits = torch.randn(2, lite0.bins.num_bins, 6, 7) * 3
     w = torch.rand(2, 1, 6, 7)
-    for gain in (1.5, 0.7):
-        vivid = lite0.bins.decode(logits, chroma_gain=gain)
-        plain = lite0.bins.decode(logits, chroma_gain=1.0)
-        got = lite0.bins.decode(logits, chroma_gain=gain, gain_weight=w)
+    for gain, fade in ((1.5, 0.0), (0.7, 0.0), (1.5, 12.0), (0.7, 8.0)):
+        vivid = lite0.bins.decode(logits, chroma_gain=gain, fade=fade)
+        plain = lite0.bins.decode(logits, chroma_gain=1.0, fade=0.0)
+        got = lite0.bins.decode(logits, chroma_gain=gain, gain_weight=w, fade=fade)
         torch.testing.assert_close(got, plain + (vivid - plain) * w, atol=1e-4, rtol=1e-5)
 
 

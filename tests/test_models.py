@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import cv2
+import numpy as np
 import pytest
 import torch
 
+from filmcolor.color.space import luma_to_lightness
 from filmcolor.errors import ModelNotFoundError, WeightsError
 from filmcolor.models import create_model, list_models
 from filmcolor.models.abbins import ABBins
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.parametrize("name", [c.name for c in list_models(include_test=True)])
@@ -179,29 +186,38 @@ def test_out_of_memory_halves_the_batch_and_colours_every_frame(caplog) -> None:
 
 
 @pytest.mark.slow
-def test_films_get_the_models_footage_vividness() -> None:
-    """Films are coloured at the model's footage vividness unless one is asked for (#13);
-    photos keep the vividness stored with the weights; models without one are unaffected."""
+def test_films_get_the_models_footage_fade() -> None:
+    """Films fade the colour the model is unsure of by the model's footage fade unless one is
+    asked for (#13); photos do not fade; models without a colour distribution are unaffected;
+    films keep the vividness stored with the weights, as photos do."""
     from filmcolor.infer.colorize import Colorizer
-    from filmcolor.models.effunet import FOOTAGE_VIVIDNESS
+    from filmcolor.models.effunet import FOOTAGE_FADE
 
-    photo = Colorizer(create_model("filmcolor-lite0", pretrained=False), "cpu", 2, 64)
-    film = Colorizer(create_model("filmcolor-lite0", pretrained=False), "cpu", 2, 64, footage=True)
-    asked = Colorizer(create_model("filmcolor-lite0", pretrained=False), "cpu", 2, 64,
-                      vividness=1.25, footage=True)
-    assert FOOTAGE_VIVIDNESS < 1.0
-    assert film.vividness == pytest.approx(FOOTAGE_VIVIDNESS) and asked.vividness == 1.25
-    assert photo.vividness == 1.0  # the random-init model's stored default
+    def lite0() -> torch.nn.Module:
+        return create_model("filmcolor-lite0")  # the shipped weights: a random model is unsure of everything
+
+    photo = Colorizer(lite0(), "cpu", 2, 64)
+    film = Colorizer(lite0(), "cpu", 2, 64, footage=True)
+    asked = Colorizer(lite0(), "cpu", 2, 64, fade=3.0, footage=True)
+    assert FOOTAGE_FADE > 0
+    assert film.fade == FOOTAGE_FADE and asked.fade == 3.0 and photo.fade == 0.0
+    assert film.vividness == photo.vividness == photo.model_vividness
     tiny = Colorizer(create_model("tiny"), "cpu", 2, 64, footage=True)
-    assert tiny.vividness == 1.0
-    # The same weights at the footage vividness: every pixel's chroma scaled alike (below 1 the
-    # gain is uniform), so the hue never changes.
-    torch.manual_seed(0)
-    lightness = torch.rand(1, 1, 64, 64) * 100
-    torch.manual_seed(1)
-    a = Colorizer(create_model("filmcolor-lite0", pretrained=False), "cpu", 1, 64,
-                  vividness=1.0).predict(lightness)
-    torch.manual_seed(1)
-    b = Colorizer(create_model("filmcolor-lite0", pretrained=False), "cpu", 1, 64,
-                  footage=True).predict(lightness)
-    assert torch.allclose(b, a * FOOTAGE_VIVIDNESS, atol=1e-4)
+    assert tiny.fade == 0.0 and tiny.vividness == 1.0
+    # The same weights as a film: each pixel keeps its hue, paler by a factor in [0, 1] that is
+    # not the same everywhere (the certainty varies), and never more colourful than the photo.
+    # A real photo (the cat in samples/stills): sure of some colours, unsure of others.
+    grey = cv2.imread(str(ROOT / "samples/stills/chelsea.jpg"), cv2.IMREAD_GRAYSCALE)
+    grey = cv2.resize(grey, (96, 64), interpolation=cv2.INTER_AREA).astype(np.float32) / 255
+    lightness = luma_to_lightness(torch.from_numpy(grey)[None, None])
+    a, b = photo.predict(lightness), film.predict(lightness)
+    na, nb = a.norm(dim=1), b.norm(dim=1)
+    ratio = nb / na.clamp(min=1e-6)
+    assert float(ratio.max()) <= 1.0 + 1e-4
+    assert float(ratio.std()) > 0.01
+    assert float(nb.mean()) > 0.2 * float(na.mean())  # sure colour is kept
+    cos = torch.nn.functional.cosine_similarity(a, b, dim=1)[nb > 0.5]
+    assert float(cos.min()) > 0.999
+    # Setting the fade back to 0 gives the photo decoding exactly.
+    film.set_fade(0.0)
+    assert torch.equal(film.predict(lightness), a)

@@ -160,6 +160,7 @@ def test_bounds_enforced_identically(name: str, lo, hi, step, captured, capsys) 
     ({"batch_size": 1025}, "--batch-size must be in 1..1024 (got 1025)"),
     ({"render_size": 16}, "--render-size must be in 32..2048 (got 16)"),
     ({"vividness": 5.0}, "--vividness must be in 0..4 (got 5.0)"),
+    ({"fade_unsure": 65.0}, "--fade-unsure must be in 0..64 (got 65.0)"),
     ({"crf": 64}, "--crf must be in 0..63 (got 64)"),
     ({"chunk_frames": 0}, "--chunk-frames must be >= 1 (got 0)"),
     ({"temporal": "x"}, "--temporal must be one of flow, window (got 'x')"),
@@ -240,3 +241,18 @@ def test_import_filmcolor_stays_light() -> None:
             "print(light, 'torch' in sys.modules, 'av' in sys.modules)")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert r.stdout.split() == ["True", "False", "False"]  # even after touching the lazy names
+
+
+def test_fade_unsure_reaches_the_colorizer() -> None:
+    """--fade-unsure sets the fade; without it films get the model's footage fade and photos
+    none (#13)."""
+    from filmcolor.models.effunet import FOOTAGE_FADE
+    from filmcolor.pipeline import build_colorizer
+
+    film = build_colorizer(RunConfig(input="x.mp4", model="filmcolor-lite0", device="cpu"))
+    photo = build_colorizer(RunConfig(input="x.png", model="filmcolor-lite0", device="cpu"),
+                            footage=False)
+    asked = build_colorizer(RunConfig(input="x.mp4", model="filmcolor-lite0", device="cpu",
+                                      fade_unsure=0.0))
+    assert (film.fade, photo.fade, asked.fade) == (FOOTAGE_FADE, 0.0, 0.0)
+    assert "fade_unsure" in RunConfig(input="x.mp4").pixel_settings()

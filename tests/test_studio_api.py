@@ -326,6 +326,7 @@ def test_preview_job(client: httpx.Client, film_and_preview: dict, clip_ntsc: Cl
 # -- refusals -----------------------------------------------------------------------------------
 @pytest.mark.parametrize(("fields", "needle"), [
     ({"vividness": "9"}, "--vividness"),
+    ({"fade_unsure": "-2"}, "--fade-unsure"),
     ({"render_size": "abc"}, "--render-size"),
     ({"render_size": "5"}, "--render-size"),
     ({"smoothing": "-1"}, "--smoothing"),

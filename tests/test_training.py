@@ -89,6 +89,40 @@ def test_chroma_gain_scales_only_certain_hues():
     assert float(bins.decode(logits, chroma_gain=0.0).abs().max()) == 0.0
 
 
+def test_fade_keeps_sure_colour_and_greys_unsure_colour():
+    """The fade (#13) scales each pixel's chroma by its hue certainty to the fade power: a
+    one-hue pixel keeps its colour (boosted by the gain as before), a pixel whose hues disagree
+    loses more of it the larger the power, and no fade is bit-identical to the old decoding."""
+    bins = ABBins(temperature=1.0)
+    c = bins.centres
+    one = tuple(c[bins.nearest(torch.tensor([[[[40.0]], [[20.0]]]]))[0, 0, 0]].tolist())
+    # Mostly one hue with a quarter of the mass on a hue at right angles: certainty about 0.8.
+    side = (-one[1] * 0.5, one[0] * 0.5)
+    mixed = (one, one, one, side)
+    logits = _logits_for(bins, [one, mixed])
+    plain = bins.decode(logits)
+    for gain in (1.0, 1.5, 0.7):
+        before = bins.decode(logits, chroma_gain=gain)
+        assert torch.equal(bins.decode(logits, chroma_gain=gain, fade=0.0), before)
+        faded = bins.decode(logits, chroma_gain=gain, fade=8.0)
+        # Certain pixel: untouched by the fade.
+        torch.testing.assert_close(faded[0, :, 0, 0], before[0, :, 0, 0], atol=1e-3, rtol=1e-4)
+        # Unsure pixel: the same hue, paler by its certainty ** 8.
+        m = (torch.softmax(logits[0, :, 0, 1], 0)[:, None] * c).sum(0)
+        certainty = float(m.norm() / (torch.softmax(logits[0, :, 0, 1], 0) * c.norm(dim=1)).sum())
+        assert 0.6 < certainty < 0.95
+        ratio = float(faded[0, :, 0, 1].norm() / before[0, :, 0, 1].norm())
+        assert ratio == pytest.approx(certainty**8, rel=0.02)
+        cos = float(torch.nn.functional.cosine_similarity(faded[0, :, 0, 1], plain[0, :, 0, 1], dim=0))
+        assert cos > 0.999
+    # The buffer is the default; a larger power fades the unsure pixel more.
+    bins.fade_power.fill_(16.0)
+    assert float(bins.decode(logits)[0, :, 0, 1].norm()) < float(
+        bins.decode(logits, fade=8.0)[0, :, 0, 1].norm())
+    # A run setting, not a trained one: weights files do not carry it.
+    assert "fade_power" not in bins.state_dict()
+
+
 def test_weights_without_chroma_gain_load_with_gain_one(tmp_path):
     model = create_model("filmcolor-lite0", pretrained=False)
     sd = {k: v for k, v in model.state_dict().items() if k not in ("bins.chroma_gain", "bins.gain_power")}

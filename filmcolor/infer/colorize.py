@@ -76,11 +76,15 @@ class Colorizer:
             models that predict a distribution over colours (filmcolor's own) the gain applies
             where the hue is certain, so unsure areas stay muted rather than turning a vivid
             wrong colour; other models' chroma is scaled uniformly.
-        footage: the frames are a film's, not photos: without an explicit ``vividness`` the
-            model's footage default (``cfg.extra["footage_vividness"]``) applies where it has
-            one. Measured on footage turned grey, the photo default painted muted scenes with
-            colour they did not have, further from the truth than grey (#13; README, "Colour on
-            footage").
+        fade: how strongly colour fades where the model is unsure of the hue (its chroma is
+            scaled by the hue certainty to this power; 0: no fade). Default: the model's footage
+            fade for films, none for photos. Only models that predict a colour distribution
+            (filmcolor's own) have a certainty; for others it does nothing.
+        footage: the frames are a film's, not photos: without an explicit ``vividness`` or
+            ``fade`` the model's footage defaults (``cfg.extra["footage_vividness"]``,
+            ``cfg.extra["footage_fade"]``) apply where it has them. Measured on footage turned
+            grey, the photo decoding painted muted scenes with colour they did not have, further
+            from the truth than grey (#13; README, "Colour on footage").
     """
 
     def __init__(
@@ -92,6 +96,7 @@ class Colorizer:
         half: bool | None = None,
         vividness: float | None = None,
         footage: bool = False,
+        fade: float | None = None,
     ) -> None:
         self.device = device if isinstance(device, torch.device) else resolve_device(device)
         self.half = (self.device.type == "cuda") if half is None else half
@@ -107,6 +112,10 @@ class Colorizer:
             vividness = model.cfg.extra.get("footage_vividness")
         if vividness is not None:
             self.set_vividness(vividness)
+        if fade is None and footage:
+            fade = model.cfg.extra.get("footage_fade")
+        if fade is not None:
+            self.set_fade(fade)
         model = model.eval()
         # The Colorizer owns the model from here: BatchNorm is folded into the convolutions
         # (inference only), which cuts the CPU time of EfficientNet-Lite0 by about a third.
@@ -137,6 +146,18 @@ class Colorizer:
             gain.fill_(float(vividness))
         else:
             self.chroma_scale = float(vividness)
+
+    @property
+    def fade(self) -> float:
+        """The fade of unsure colour in use (0: none; see the class doc)."""
+        fade = getattr(getattr(self.model, "bins", None), "fade_power", None)
+        return float(fade) if fade is not None else 0.0
+
+    def set_fade(self, fade: float) -> None:
+        """Change the fade of unsure colour for the frames coloured from now on."""
+        buf = getattr(getattr(self.model, "bins", None), "fade_power", None)
+        if buf is not None:
+            buf.fill_(float(fade))
 
     def set_guide(self, guide) -> None:
         """Colour the frames from now on with ``guide`` (:func:`filmcolor.guide.prepare_guide`);

@@ -49,6 +49,9 @@ class ABBins(torch.nn.Module):
             :meth:`decode`).
         gain_power: exponent of the hue certainty that weights the gain (0: the same gain
             everywhere; larger: only the surest pixels are boosted).
+        fade_power: exponent of the hue certainty that scales every pixel's chroma (0: off, the
+            default; see :meth:`decode`). A run setting, not a trained one: not saved with the
+            weights.
     """
 
     def __init__(
@@ -59,6 +62,7 @@ class ABBins(torch.nn.Module):
         temperature: float = 0.38,
         chroma_gain: float = 1.0,
         gain_power: float = 1.0,
+        fade_power: float = 0.0,
     ) -> None:
         super().__init__()
         self.step, self.limit, self.sigma = step, limit, sigma
@@ -68,6 +72,9 @@ class ABBins(torch.nn.Module):
         # Decoding settings are buffers too, chosen per trained model (pipelines/decode_study.py).
         self.register_buffer("chroma_gain", torch.tensor(float(chroma_gain)))
         self.register_buffer("gain_power", torch.tensor(float(gain_power)))
+        # Set per run (films fade, photos do not), so kept out of the state dict: weights files
+        # and their digests stay as they are.
+        self.register_buffer("fade_power", torch.tensor(float(fade_power)), persistent=False)
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # type: ignore[no-untyped-def]
         # Weights files written before the chroma gain existed decode as they always did (gain 1).
@@ -111,6 +118,7 @@ class ABBins(torch.nn.Module):
         temperature: float | None = None,
         chroma_gain: float | None = None,
         gain_weight: torch.Tensor | None = None,
+        fade: float | None = None,
     ) -> torch.Tensor:
         """Annealed mean: ``(N, Q, H, W)`` logits -> ``(N, 2, H, W)`` a/b.
 
@@ -120,15 +128,24 @@ class ABBins(torch.nn.Module):
         The certainty ``|E[ab]| / E[|ab|]`` is 1 where all the mass has one hue and falls to 0
         where opposite hues cancel, so unsure pixels (where a vivid guess would often be the
         wrong colour) stay muted. A gain below 1 makes every pixel paler alike (0: grey).
-        ``gain_weight`` ``(N, 1, H, W)`` in [0, 1] applies the gain only that much per pixel
-        (0: the plain annealed mean there), in the same single pass over the distribution.
+        ``fade`` > 0 (default: ``fade_power``) multiplies every pixel's chroma by
+        ``certainty ** fade``: colour the model is unsure of fades towards grey, colour it is
+        sure of stays. Where a wrong colour costs more than no colour (films, whose true colours
+        are often muted) this buys much more accuracy per unit of colour lost than a uniform
+        gain below 1 (#13; README, "Colour on footage").
+        ``gain_weight`` ``(N, 1, H, W)`` in [0, 1] applies the gain and the fade only that much
+        per pixel (0: the plain annealed mean there), in the same single pass over the
+        distribution.
         """
         t = float(self.temperature) if temperature is None else float(temperature)
         g = float(self.chroma_gain) if chroma_gain is None else float(chroma_gain)
+        q = float(self.fade_power) if fade is None else float(fade)
         # Softmax over the last axis of an NHWC view, then one matmul: 2x faster on a CPU than a
         # softmax over dim 1 of a channels-last tensor followed by an einsum.
         p = F.softmax(logits.permute(0, 2, 3, 1).float() / max(t, 1e-3), dim=-1)
         w = None if gain_weight is None else gain_weight.permute(0, 2, 3, 1).float()
+        if q > 0:
+            return self._decode_faded(p, g, q, w)
         if g <= 1.0:
             ab = p @ self.centres.to(p.dtype)
             scale = g if w is None else 1 - (1 - g) * w
@@ -140,6 +157,20 @@ class ABBins(torch.nn.Module):
         boost = (g - 1) * certainty ** float(self.gain_power)
         ab = ab * (1 + (boost if w is None else boost * w))
         return ab.permute(0, 3, 1, 2)
+
+    def _decode_faded(self, p: torch.Tensor, g: float, q: float, w: torch.Tensor | None) -> torch.Tensor:
+        """:meth:`decode` with a fade: NHWC probabilities ``p`` -> ``(N, 2, H, W)`` a/b.
+
+        A path of its own so that decoding without a fade stays bit-identical to before."""
+        c = self.centres.to(p.dtype)
+        m = p @ torch.cat([c, c.norm(dim=1, keepdim=True)], 1)  # a, b, E[|ab|]
+        ab = m[..., :2]
+        certainty = (ab.norm(dim=-1, keepdim=True) / m[..., 2:].clamp(min=1e-6)).clamp(0, 1)
+        gain = 1 + (g - 1) * certainty ** float(self.gain_power) if g > 1.0 else torch.full_like(certainty, g)
+        scale = gain * certainty**q
+        if w is not None:
+            scale = 1 - (1 - scale) * w
+        return (ab * scale).permute(0, 3, 1, 2)
 
     def expected(self, logits: torch.Tensor) -> torch.Tensor:
         """Differentiable plain mean (T = 1), used by the regression term of the loss."""

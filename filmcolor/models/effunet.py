@@ -243,8 +243,10 @@ class GuideHead(nn.Module):
         return F.conv2d(planes, (scale * weight).view(-1, 4, 1, 1))
 
 
-FOOTAGE_VIVIDNESS: float = 0.7
-"""filmcolor-lite0's default vividness for films (photos keep the 1.5 stored with the weights)."""
+FOOTAGE_FADE: float = 8.0
+"""filmcolor-lite0's default fade of unsure colour for films (photos: none). Films keep the
+vividness stored with the weights, as photos do; the fade takes away the colour the model is
+unsure of (see :meth:`ABBins.decode`)."""
 
 
 @register_model(
@@ -254,9 +256,9 @@ FOOTAGE_VIVIDNESS: float = 0.7
         render_size=256,
         stride=32,
         weights="filmcolor-lite0.pt",
-        # Films are coloured paler than photos by default (see Colorizer's ``footage``): chosen
+        # Films fade the colour the model is unsure of (see Colorizer's ``footage``): chosen
         # on the colour clips turned grey, README "Colour on footage" (#13).
-        extra={"footage_vividness": FOOTAGE_VIVIDNESS},
+        extra={"footage_fade": FOOTAGE_FADE},
     )
 )
 def filmcolor_lite0(pretrained_encoder: bool = False, **kwargs: object) -> EffUNet:

@@ -44,6 +44,7 @@ TOKEN_COOKIE = "filmcolor_token"
 SETTING_FIELDS: dict[str, type] = {
     "render_size": int,
     "vividness": float,
+    "fade_unsure": float,
     "smoothing": float,
     "model": str,
     "temporal": str,
@@ -291,6 +292,7 @@ _UPLOAD_DOC = {
                          "description": "a photo or a film"},
                 "render_size": {"type": "integer", "minimum": 32, "maximum": 2048},
                 "vividness": {"type": "number", "minimum": 0, "maximum": 4},
+                "fade_unsure": {"type": "number", "minimum": 0, "maximum": 64},
                 "smoothing": {"type": "number", "minimum": 0, "maximum": 1},
                 "model": {"type": "string"},
                 "temporal": {"type": "string", "enum": ["flow", "window"]},

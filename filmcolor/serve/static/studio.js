@@ -489,7 +489,7 @@
   function settingsText(v) {
     const s = v.settings || {};
     const parts = [];
-    for (const k of ['model', 'vividness', 'render_size', 'smoothing', 'temporal', 'upsample']) {
+    for (const k of ['model', 'vividness', 'fade_unsure', 'render_size', 'smoothing', 'temporal', 'upsample']) {
       if (s[k] != null) parts.push(`${k.replace('_', ' ')} ${s[k]}`);
     }
     if (s.hints) parts.push('hints');
