@@ -312,7 +312,7 @@ def clip_guide(frames: list[Frame], truths: list[np.ndarray], colorizer: Coloriz
 
 def footage_vividness(colorizer: Colorizer) -> float:
     """The vividness a film run uses by default with this model (see ``Colorizer(footage=)``)."""
-    return float(colorizer.cfg.extra.get("footage_vividness", colorizer.model_vividness or 1.0))
+    return float(colorizer.cfg.extra.get("footage_vividness", colorizer.vividness))
 
 
 def footage_fade(colorizer: Colorizer) -> float:

@@ -150,22 +150,24 @@ class ABBins(torch.nn.Module):
             ab = p @ self.centres.to(p.dtype)
             scale = g if w is None else 1 - (1 - g) * w
             return (ab * scale).permute(0, 3, 1, 2)
-        c = self.centres.to(p.dtype)
-        m = p @ torch.cat([c, c.norm(dim=1, keepdim=True)], 1)  # a, b, E[|ab|]
-        ab = m[..., :2]
-        certainty = (ab.norm(dim=-1, keepdim=True) / m[..., 2:].clamp(min=1e-6)).clamp(0, 1)
+        ab, certainty = self._mean_and_certainty(p)
         boost = (g - 1) * certainty ** float(self.gain_power)
         ab = ab * (1 + (boost if w is None else boost * w))
         return ab.permute(0, 3, 1, 2)
+
+    def _mean_and_certainty(self, p: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """NHWC probabilities -> the mean a/b ``(N, H, W, 2)`` and the hue certainty
+        ``|E[ab]| / E[|ab|]`` ``(N, H, W, 1)``, from one matmul."""
+        c = self.centres.to(p.dtype)
+        m = p @ torch.cat([c, c.norm(dim=1, keepdim=True)], 1)  # a, b, E[|ab|]
+        ab = m[..., :2]
+        return ab, (ab.norm(dim=-1, keepdim=True) / m[..., 2:].clamp(min=1e-6)).clamp(0, 1)
 
     def _decode_faded(self, p: torch.Tensor, g: float, q: float, w: torch.Tensor | None) -> torch.Tensor:
         """:meth:`decode` with a fade: NHWC probabilities ``p`` -> ``(N, 2, H, W)`` a/b.
 
         A path of its own so that decoding without a fade stays bit-identical to before."""
-        c = self.centres.to(p.dtype)
-        m = p @ torch.cat([c, c.norm(dim=1, keepdim=True)], 1)  # a, b, E[|ab|]
-        ab = m[..., :2]
-        certainty = (ab.norm(dim=-1, keepdim=True) / m[..., 2:].clamp(min=1e-6)).clamp(0, 1)
+        ab, certainty = self._mean_and_certainty(p)
         gain = 1 + (g - 1) * certainty ** float(self.gain_power) if g > 1.0 else torch.full_like(certainty, g)
         scale = gain * certainty**q
         if w is not None:
