@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import cv2
 import numpy as np
 import pytest
@@ -13,8 +11,6 @@ from filmcolor.color.space import luma_to_lightness
 from filmcolor.errors import ModelNotFoundError, WeightsError
 from filmcolor.models import create_model, list_models
 from filmcolor.models.abbins import ABBins
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.parametrize("name", [c.name for c in list_models(include_test=True)])
@@ -206,8 +202,10 @@ def test_films_get_the_models_footage_fade() -> None:
     assert tiny.fade == 0.0 and tiny.vividness == 1.0
     # The same weights as a film: each pixel keeps its hue, paler by a factor in [0, 1] that is
     # not the same everywhere (the certainty varies), and never more colourful than the photo.
-    # A real photo (the cat in samples/stills): sure of some colours, unsure of others.
-    grey = cv2.imread(str(ROOT / "samples/stills/chelsea.jpg"), cv2.IMREAD_GRAYSCALE)
+    # A real photo (scikit-image's cat): sure of some colours, unsure of others.
+    from skimage.data import chelsea
+
+    grey = cv2.cvtColor(chelsea(), cv2.COLOR_RGB2GRAY)
     grey = cv2.resize(grey, (96, 64), interpolation=cv2.INTER_AREA).astype(np.float32) / 255
     lightness = luma_to_lightness(torch.from_numpy(grey)[None, None])
     a, b = photo.predict(lightness), film.predict(lightness)
