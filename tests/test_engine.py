@@ -17,6 +17,7 @@ import concurrent.futures
 import multiprocessing
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -149,6 +150,36 @@ def test_events_of_a_run(reference, clip_ntsc: Clip) -> None:
     finished = events[-1]
     assert isinstance(finished, ev.Finished)
     assert finished.frames == n and finished.output == str(out) and finished.seconds > 0
+
+
+@pytest.mark.slow
+def test_a_lost_sigterm_still_stops_the_job_before_it_finishes(
+    clip_ntsc: Clip, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A SIGTERM whose KeyboardInterrupt is lost (Python ignores exceptions raised in a weakref
+    callback or ``__del__`` that the signal interrupted) must not let the job finish: it ends
+    interrupted, with its chunks kept and no output, so a restarted studio can resume it."""
+    out = tmp_path / "film.mp4"
+    job = folder.default_job_dir(out)
+
+    def lost_sigterm(name: str, n: int) -> None:
+        if (name, n) == ("done", 0):
+            try:
+                signal.raise_signal(signal.SIGTERM)  # the engine's handler runs here
+            except KeyboardInterrupt:
+                pass  # ... and its interrupt is lost, as in a __del__
+
+    monkeypatch.setattr(faults, "kill_point", lost_sigterm)
+    with pytest.raises(JobInterrupted):
+        run(config(clip_ntsc, out))
+    monkeypatch.undo()
+    assert not out.exists()
+    manifest = JobManifest.load(job)
+    assert manifest.chunks_done == len(manifest.chunks) > 1  # the rest of the work was kept
+    # The handler is gone with the job: the rerun finishes from the manifest.
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    summary = run(config(clip_ntsc, out))
+    assert summary.frames == 0 and out.exists()
 
 
 # -- 2. resume -------------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -48,20 +49,27 @@ from filmcolor.summary import RunSummary
 
 
 @contextlib.contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """Treat SIGTERM like Ctrl-C while a job runs (only the main thread may set handlers)."""
-    import threading
+def _sigterm_as_interrupt() -> Iterator[threading.Event]:
+    """Treat SIGTERM like Ctrl-C while a job runs (only the main thread may set handlers).
 
+    Yields an event that the handler sets as well. The KeyboardInterrupt it raises can be lost:
+    when the signal lands while a weakref callback or a ``__del__`` runs, Python prints
+    "Exception ignored" and carries on. A stopped studio's film then went on to finish its output,
+    and the restarted studio, resuming the job, found the output there and failed it. So the job
+    checks the event before it finishes, too.
+    """
+    stop = threading.Event()
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield stop
         return
 
     def handler(signum: int, frame: object) -> None:
+        stop.set()
         raise KeyboardInterrupt
 
     old = signal.signal(signal.SIGTERM, handler)
     try:
-        yield
+        yield stop
     finally:
         signal.signal(signal.SIGTERM, old)
 
@@ -243,7 +251,7 @@ def _run_job(spec: JobSpec, executor: Executor | None, on_event: ev.EventSink) -
     try:
         with job_lock(job_dir):
             try:
-                with _sigterm_as_interrupt():
+                with _sigterm_as_interrupt() as stop:
                     manifest = open_manifest(spec, settings, cfg.restart)
                     remove_stale_temps(job_dir, spec.output)
                     if not manifest.planned:
@@ -259,6 +267,8 @@ def _run_job(spec: JobSpec, executor: Executor | None, on_event: ev.EventSink) -
                                         len(manifest.cuts or []) or 1,
                                         sum(c.frames for c in todo), len(todo)))
                     done_here = run_chunks(spec, manifest, executor, on_event)
+                    if stop.is_set():
+                        raise KeyboardInterrupt  # a SIGTERM whose interrupt was lost
                     finish_job(spec, Plan.of(manifest))
                 if not cfg.keep_chunks:
                     # Under the lock, so no other process can be starting this job meanwhile.
