@@ -255,8 +255,8 @@ class RunConfig:
 
     def pixel_settings(self) -> dict:
         """The settings that change output pixels (for job manifests and previews)."""
-        keep = ("model", "render_size", "vividness", "fade_unsure", "smoothing", "temporal", "upsample",
-                "scene_detect", "codec", "crf", "preset")
+        keep = ("model", "render_size", "vividness", "fade_unsure", "smoothing", "temporal",
+                "upsample", "scene_detect", "codec", "crf", "preset")
         return {f.name: getattr(self, f.name) for f in fields(self) if f.name in keep}
 
 
