@@ -68,8 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     col = Colorizer(create_model(), "cpu", 8, 256)
     bins = col.model.bins
     photo_gain, temperature = float(bins.chroma_gain), float(bins.temperature)
-    footage_gain = float(col.cfg.extra.get("footage_vividness", photo_gain))
-    footage_fade = float(col.cfg.extra.get("footage_fade", 0.0))
+    footage_gain, footage_fade = col.footage_defaults()
 
     def run(gain: float, temp: float, fade: float = 0.0) -> list[Frame]:
         col.set_vividness(gain)

@@ -310,16 +310,6 @@ def clip_guide(frames: list[Frame], truths: list[np.ndarray], colorizer: Coloriz
     return guide
 
 
-def footage_vividness(colorizer: Colorizer) -> float:
-    """The vividness a film run uses by default with this model (see ``Colorizer(footage=)``)."""
-    return float(colorizer.cfg.extra.get("footage_vividness", colorizer.vividness))
-
-
-def footage_fade(colorizer: Colorizer) -> float:
-    """The fade of unsure colour a film run uses by default with this model (0: none)."""
-    return float(colorizer.cfg.extra.get("footage_fade", 0.0))
-
-
 def eval_clips(colorizer: Colorizer, files: list[Path], max_frames: int, short: int,
                variants: dict[str, dict], grey: str = "luma",
                default_gain: float | None = None) -> dict:
@@ -334,9 +324,9 @@ def eval_clips(colorizer: Colorizer, files: list[Path], max_frames: int, short: 
 
     per_clip: dict[str, dict[str, dict]] = {}
     photo_gain, photo_fade = colorizer.vividness, colorizer.fade
+    film_gain, default_fade = colorizer.footage_defaults()
     if default_gain is None:
-        default_gain = footage_vividness(colorizer)
-    default_fade = footage_fade(colorizer)
+        default_gain = film_gain
     bins = getattr(colorizer.model, "bins", None)
     default_temp = float(bins.temperature) if bins is not None else None
     for n, p in enumerate(files):
@@ -491,8 +481,9 @@ def bw_sheet(colorizer: Colorizer, files: list[Path], path: Path, per_clip: int 
                     break
         # A film as `filmcolor film.mp4` colours it: footage vividness and fade, default
         # temporal stages.
-        colorizer.set_vividness(footage_vividness(colorizer))
-        colorizer.set_fade(footage_fade(colorizer))
+        film_gain, film_fade = colorizer.footage_defaults()
+        colorizer.set_vividness(film_gain)
+        colorizer.set_fade(film_fade)
         stream = build_temporal(0.5)(colorizer(SceneCutDetector().annotate(iter(frames))))
         for f in stream:
             if f.index in picks:

@@ -198,8 +198,11 @@ def test_films_get_the_models_footage_fade() -> None:
     assert FOOTAGE_FADE > 0
     assert film.fade == FOOTAGE_FADE and asked.fade == 3.0 and photo.fade == 0.0
     assert film.vividness == photo.vividness == photo.model_vividness
+    # One lookup of the film defaults serves the colorizer and the studies alike.
+    assert photo.footage_defaults() == film.footage_defaults() == (photo.model_vividness, FOOTAGE_FADE)
     tiny = Colorizer(create_model("tiny"), "cpu", 2, 64, footage=True)
     assert tiny.fade == 0.0 and tiny.vividness == 1.0
+    assert tiny.footage_defaults() == (1.0, 0.0)
     # The same weights as a film: each pixel keeps its hue, paler by a factor in [0, 1] that is
     # not the same everywhere (the certainty varies), and never more colourful than the photo.
     # A real photo (scikit-image's cat): sure of some colours, unsure of others.

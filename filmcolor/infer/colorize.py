@@ -108,12 +108,12 @@ class Colorizer:
         self.chroma_scale = 1.0  # applied to the output of models without a colour distribution
         self.guide = None  # a filmcolor.guide.Guide: references and hints (see set_guide)
         self.model = model
-        if vividness is None and footage:
-            vividness = model.cfg.extra.get("footage_vividness")
+        if footage:
+            film_vividness, film_fade = self.footage_defaults()
+            vividness = film_vividness if vividness is None else vividness
+            fade = film_fade if fade is None else fade
         if vividness is not None:
             self.set_vividness(vividness)
-        if fade is None and footage:
-            fade = model.cfg.extra.get("footage_fade")
         if fade is not None:
             self.set_fade(fade)
         model = model.eval()
@@ -127,6 +127,15 @@ class Colorizer:
         if self.half:
             model = model.half()
         self.model = model
+
+    def footage_defaults(self) -> tuple[float, float]:
+        """The vividness and the fade of unsure colour that a film run uses by default with this
+        model: ``cfg.extra["footage_vividness"]`` and ``cfg.extra["footage_fade"]`` where the
+        model has them, else the vividness stored with its weights and no fade. The one place
+        that knows them, for the CLI, the studio and the studies alike."""
+        extra = self.cfg.extra
+        photo = self._model_gain if self._model_gain is not None else 1.0
+        return float(extra.get("footage_vividness", photo)), float(extra.get("footage_fade", 0.0))
 
     @property
     def model_vividness(self) -> float | None:
