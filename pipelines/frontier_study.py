@@ -14,7 +14,7 @@ is about where the colour comes from, not how it is held.
 
 Rows:
 - the annealed mean with the film fade of unsure colour at several powers (0 = photo decoding;
-  8 = the film default);
+  8 = the film default), and with a higher vividness and a stronger fade together;
 - the geometric median of the distribution (the colour that minimises the expected distance,
   the textbook point estimate for an error like CIEDE2000), plain and faded;
 - the fade with a certainty pooled over a neighbourhood (colour that nothing around it
@@ -128,8 +128,8 @@ def rows(bins: torch.nn.Module, film_fade: float) -> dict[str, Decode]:
     with_norm = torch.cat([centres, centres.norm(dim=1, keepdim=True)], 1)
     temperature, gain = float(bins.temperature), float(bins.chroma_gain)
 
-    def annealed(key: str = "base", fade: float = film_fade) -> Decode:
-        return lambda s: bins.decode(s[key][None], fade=fade)[0]
+    def annealed(key: str = "base", fade: float = film_fade, gain: float | None = None) -> Decode:
+        return lambda s: bins.decode(s[key][None], chroma_gain=gain, fade=fade)[0]
 
     def tta(*keys: str) -> Decode:
         return lambda s: bins.decode(torch.stack([s[k] for k in keys]).mean(0)[None], fade=film_fade)[0]
@@ -163,6 +163,9 @@ def rows(bins: torch.nn.Module, film_fade: float) -> dict[str, Decode]:
         "fade 12": annealed(fade=12.0),
         "fade 16": annealed(fade=16.0),
         "fade 32": annealed(fade=32.0),
+        "vividness 2.5, fade 16": annealed(fade=16.0, gain=2.5),
+        "vividness 3, fade 20": annealed(fade=20.0, gain=3.0),
+        "vividness 4, fade 20": annealed(fade=20.0, gain=4.0),
         "geometric median": median(0.0),
         "geometric median, fade 4": median(4.0),
         "pooled certainty (3 cells)^4": pooled(3.0, 4.0),
