@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     if not resumed and cfg.init_weights:
         state = torch.load(cfg.init_weights, map_location="cpu", weights_only=True)
         model.load_weights(state)
-        logging.info("fine-tuning from %s", cfg.init_weights)
+        logging.getLogger("train").info("fine-tuning from %s", cfg.init_weights)
     if args.export:
         if not resumed:
             raise SystemExit(f"no checkpoint in {cfg.run_dir}")

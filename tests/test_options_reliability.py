@@ -23,7 +23,7 @@ TINY = ["--model", "tiny", "-q"]
 def _cli(*args: str | Path, debug: bool = False) -> subprocess.CompletedProcess:
     env = {**os.environ, "FILMCOLOR_DEBUG": "0"}
     cmd = [sys.executable, "-m", "filmcolor", *(["--debug"] if debug else []), *map(str, args)]
-    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    return subprocess.run(cmd, check=False, capture_output=True, text=True, env=env, timeout=300)
 
 
 def test_debug_keeps_the_documented_exit_code(clip_ntsc: Clip, tmp_path: Path) -> None:
@@ -93,6 +93,6 @@ def test_gitignore_covers_what_filmcolor_writes_beside_its_inputs() -> None:
     names = ["samples/sample.colour.mp4", "samples/sample.colour.mkv", "x/photo.colour.jpg",
              "samples/sample.preview-0-120.mp4", "samples/sample.preview-0-120.png",
              "scans.colour/a.png", "samples/sample.colour.mp4.filmcolor-job/manifest.json"]
-    r = subprocess.run(["git", "check-ignore", "--no-index", *names], cwd=root,
+    r = subprocess.run(["git", "check-ignore", "--no-index", *names], check=False, cwd=root,
                        capture_output=True, text=True)
     assert sorted(r.stdout.split()) == sorted(names)

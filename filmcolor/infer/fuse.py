@@ -8,6 +8,8 @@ activation in one module) is replaced by its activation.
 
 from __future__ import annotations
 
+import itertools
+
 import torch
 from torch import nn
 
@@ -29,7 +31,7 @@ def fold_batchnorm(model: nn.Module) -> int:
     count = 0
     for parent in list(model.modules()):
         names = list(parent._modules.keys())
-        for a, b in zip(names, names[1:]):
+        for a, b in itertools.pairwise(names):
             conv, bn = parent._modules[a], parent._modules[b]
             if not (isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d)):
                 continue
