@@ -2,19 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.scripts import load_pipeline
 
 
 def _study():
-    sys.path.insert(0, str(ROOT / "pipelines"))
-    spec = importlib.util.spec_from_file_location("footage_cv", ROOT / "pipelines" / "footage_cv.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_pipeline("footage_cv")
 
 
 def test_folds_split_by_source_with_links(tmp_path):

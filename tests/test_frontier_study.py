@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
-import sys
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -14,16 +11,11 @@ import torch
 
 from filmcolor.metrics.image import colorfulness, delta_e_ciede2000, srgb_to_lab
 from filmcolor.models.abbins import ABBins
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.scripts import load_pipeline
 
 
 def _study():
-    sys.path.insert(0, str(ROOT / "pipelines"))
-    spec = importlib.util.spec_from_file_location("frontier_study", ROOT / "pipelines" / "frontier_study.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_pipeline("frontier_study")
 
 
 def _bins() -> ABBins:
