@@ -323,6 +323,23 @@ def test_preview_job(client: httpx.Client, film_and_preview: dict, clip_ntsc: Cl
     assert png_size(still.content) == (2 * clip_ntsc.width, clip_ntsc.height)
 
 
+def test_the_api_documents_each_settings_bounds_as_the_cli_checks_them(client: httpx.Client) -> None:
+    """The upload's OpenAPI schema takes every bound and choice from RunConfig itself."""
+    from filmcolor.config import settings
+
+    r = client.get("/openapi.json")
+    assert r.status_code == 200
+    body = r.json()["paths"]["/api/jobs"]["post"]["requestBody"]["content"]["multipart/form-data"]
+    props = body["schema"]["properties"]
+    cli = {f.name: s for f, s in settings()}
+    for name in ("render_size", "vividness", "fade_unsure", "smoothing", "temporal", "upsample"):
+        s = cli[name]
+        assert props[name].get("minimum") == s.lo and props[name].get("maximum") == s.hi, name
+        assert props[name].get("enum") == (list(s.choices) if s.choices else None), name
+    assert props["fade_unsure"] == {"type": "number", "minimum": 0, "maximum": 64}
+    assert props["scene_detect"] == {"type": "boolean"}
+
+
 # -- refusals -----------------------------------------------------------------------------------
 @pytest.mark.parametrize(("fields", "needle"), [
     ({"vividness": "9"}, "--vividness"),

@@ -32,6 +32,7 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 
+from filmcolor.config import Setting, settings
 from filmcolor.io.containers import IMAGE_SUFFIXES
 from filmcolor.serve.queue import Studio
 from filmcolor.serve.store import FINAL_STATES, JobRecord
@@ -41,17 +42,28 @@ STATIC = Path(__file__).parent / "static"
 
 TOKEN_COOKIE = "filmcolor_token"
 
-SETTING_FIELDS: dict[str, type] = {
-    "render_size": int,
-    "vividness": float,
-    "fade_unsure": float,
-    "smoothing": float,
-    "model": str,
-    "temporal": str,
-    "upsample": str,
-    "scene_detect": bool,
-}
+_UPLOAD_SETTINGS: tuple[str, ...] = (
+    "render_size", "vividness", "fade_unsure", "smoothing", "model", "temporal", "upsample", "scene_detect",
+)
+# Types, bounds and choices come from RunConfig's own metadata, so the studio checks and
+# documents each setting exactly as the command line does, and a new bound cannot miss it.
+_SETTINGS: dict[str, Setting] = {f.name: s for f, s in settings() if f.name in _UPLOAD_SETTINGS}
+
+SETTING_FIELDS: dict[str, type] = {name: _SETTINGS[name].type for name in _UPLOAD_SETTINGS}
 """Run settings an upload may carry (RunConfig field names), with their types."""
+
+
+def _setting_schema(s: Setting) -> dict:
+    """The OpenAPI schema of one run setting of the upload form."""
+    kind = {int: "integer", float: "number", str: "string", bool: "boolean"}[s.type]
+    schema: dict = {"type": kind}
+    if s.lo is not None:
+        schema["minimum"] = s.lo
+    if s.hi is not None:
+        schema["maximum"] = s.hi
+    if s.choices:
+        schema["enum"] = list(s.choices)
+    return schema
 
 PREVIEW_FIELDS: tuple[str, ...] = ("start", "end", "side_by_side")
 GUIDE_FIELDS: tuple[str, ...] = ("hints", "reference_at")
@@ -290,14 +302,7 @@ _UPLOAD_DOC = {
             "properties": {
                 "file": {"type": "string", "format": "binary",
                          "description": "a photo or a film"},
-                "render_size": {"type": "integer", "minimum": 32, "maximum": 2048},
-                "vividness": {"type": "number", "minimum": 0, "maximum": 4},
-                "fade_unsure": {"type": "number", "minimum": 0, "maximum": 64},
-                "smoothing": {"type": "number", "minimum": 0, "maximum": 1},
-                "model": {"type": "string"},
-                "temporal": {"type": "string", "enum": ["flow", "window"]},
-                "upsample": {"type": "string", "enum": ["bilateral", "bilinear"]},
-                "scene_detect": {"type": "boolean"},
+                **{name: _setting_schema(_SETTINGS[name]) for name in _UPLOAD_SETTINGS},
                 "start": {"type": "string", "description": "preview: start (HH:MM:SS.fff, "
                           "seconds or 17280f)"},
                 "end": {"type": "string", "description": "preview: end (exclusive)"},
